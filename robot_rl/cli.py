@@ -1,0 +1,75 @@
+"""The `robot-rl` command: `robot-rl <command> key=value ...`.
+
+Each command lives in its own module, which defines a `Config` dataclass and `run(config) -> int | None`.
+Modules are imported only when their command runs, so `robot-rl deploy` on a robot computer never
+imports torch. `config=FILE.yaml` loads a YAML layer under the command-line pairs.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+from robot_rl.overrides import ConfigError, build, load_yaml, parse_pairs
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("robot_rl.train", "train an agent in simulation (TD-MPC2, MoDem with demos=...)"),
+    "eval": ("robot_rl.evaluate", "evaluate a checkpoint: mean return and success rate"),
+    "demos": ("robot_rl.demos", "collect scripted-expert demonstrations, or convert a recording"),
+    "export": ("robot_rl.export", "export a checkpoint to a policy bundle (ONNX policy + planner)"),
+    "deploy": ("hardware.deploy", "run a bundle on a robot over DDS (no ROS 2 needed)"),
+    "sysid excite": ("calibration.excite", "design excitation trajectories and record them on the robot"),
+    "sysid fit": ("calibration.fit", "fit robot parameters to recordings"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: robot-rl <command> key=value ...", "", "commands:"]
+    lines += [f"  {name:<14} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "`robot-rl <command> --help` lists a command's keys and defaults."]
+    return "\n".join(lines)
+
+
+def _split_command(argv: list[str]) -> tuple[str, list[str]]:
+    for words in (2, 1):
+        name = " ".join(argv[:words])
+        if name in COMMANDS:
+            return name, argv[words:]
+    raise ConfigError(f"unknown command {' '.join(argv[:2])!r}\n\n{usage()}")
+
+
+def _describe(config_cls: type) -> str:
+    from robot_rl.overrides import flatten, to_dict
+
+    return "\n".join(f"  {key}={value}" for key, value in flatten(to_dict(config_cls())).items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    try:
+        name, rest = _split_command(argv)
+        module = importlib.import_module(COMMANDS[name][0])
+        if any(a in ("-h", "--help") for a in rest):
+            print(f"robot-rl {name} key=value ...\n\n{COMMANDS[name][1]}\n\nkeys and defaults:")
+            print(_describe(module.Config))
+            return 0
+        pairs = parse_pairs(rest)
+        layers, sources = [], []
+        if "config" in pairs:
+            path = pairs.pop("config")
+            layers.append(load_yaml(path))
+            sources.append(path)
+        layers.append(pairs)
+        sources.append("command line")
+        config = build(module.Config, *layers, sources=tuple(sources))
+    except ConfigError as err:
+        print(f"robot-rl: {err}", file=sys.stderr)
+        return 2
+    result = module.run(config)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""robot_rl: world-model agents trained in simulation, exported to ONNX, deployed on ROS 2 arms.
+
+Installs as a Python package (`pip install -e .[dev]`) and as a ROS 2 ament_python package
+(`colcon build`): `data_files` carries package.xml, the ament resource marker, launch files and
+their parameter YAML into `share/robot_rl`.
+"""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "robot_rl"
+
+# The robot computer's set: enough to run a bundle on a ROS 2 graph or over DDS, no torch.
+RUNTIME = [
+    "numpy>=1.26",
+    "PyYAML>=6",
+    "onnxruntime>=1.18",
+    "cyclonedds>=0.10.5",
+    "rosbags>=0.10",
+    "mcap>=1.1",
+]
+SIM = ["mujoco>=3.5", "pybullet>=3.2.6", "gymnasium>=1.0"]
+TRAIN = ["torch>=2.4", "onnx>=1.16", "onnxscript>=0.1", "tqdm>=4.66", "tensorboard>=2.16", "matplotlib>=3.8"]
+CALIBRATION = ["scipy>=1.11", "mujoco[sysid]>=3.5", "opencv-python-headless>=4.8"]
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="TD-MPC2 + MoDem agents from simulation to ROS 2 arms, with ONNX export and system identification",
+    packages=find_packages(include=["robot_rl*", "sim*", "hardware*", "calibration*"]),
+    package_data={"sim": ["assets/**/*", "robots/*.yaml"], "robot_rl": ["presets/*.yaml"]},
+    include_package_data=True,
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("launch/config/*.yaml")),
+    ],
+    python_requires=">=3.10",
+    install_requires=RUNTIME + SIM + TRAIN + CALIBRATION + ["dm-control>=1.0.20"],
+    extras_require={
+        "realsense": ["pyrealsense2>=2.54"],
+        # rclpy, launch and launch_ros come from a ROS 2 installation (apt), not from PyPI.
+        "ros": [],
+        "dev": ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6"],
+    },
+    entry_points={
+        "console_scripts": [
+            "robot-rl = robot_rl.cli:main",
+            "policy_node = hardware.nodes.policy_node:main",
+            "sim_robot_node = hardware.nodes.sim_robot_node:main",
+            "camera_node = hardware.nodes.camera_node:main",
+            "recorder = hardware.nodes.recorder_node:main",
+        ],
+    },
+    zip_safe=False,
+)
