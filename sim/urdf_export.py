@@ -222,15 +222,17 @@ def _joint_xml(model, bid: int, velocity_limits: dict[str, float]) -> list[str]:
     lines = [f"  <joint name={quoteattr(jname)} type={quoteattr(urdf_type)}>", f"    {_origin(origin, rot)}",
              f"    <parent link={quoteattr(parent_name)}/>", f"    <child link={quoteattr(child_name)}/>",
              f'    <axis xyz="{_fmt(model.jnt_axis[jid])}"/>']
+    limit = ""
     if urdf_type != "continuous":
         lo, hi = model.jnt_range[jid]
-        limit = f'    <limit lower="{lo:.10g}" upper="{hi:.10g}"'
-        effort = joint_effort_limit(model, jid)
-        if effort is not None:
-            limit += f' effort="{effort:.10g}"'
-        if jname in velocity_limits:
-            limit += f' velocity="{velocity_limits[jname]:.10g}"'
-        lines.append(limit + "/>")
+        limit += f' lower="{lo:.10g}" upper="{hi:.10g}"'
+    effort = joint_effort_limit(model, jid)
+    if effort is not None:
+        limit += f' effort="{effort:.10g}"'
+    if jname in velocity_limits:
+        limit += f' velocity="{velocity_limits[jname]:.10g}"'
+    if limit:
+        lines.append(f"    <limit{limit}/>")
     lines += [f'    <dynamics damping="{model.dof_damping[dof]:.10g}" friction="{model.dof_frictionloss[dof]:.10g}"/>',
               "  </joint>"]
     return lines
