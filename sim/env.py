@@ -17,6 +17,7 @@ import numpy as np
 
 from sim import params as params_io
 from sim.action_mapping import robot_action_to_targets
+from sim.ik import quat_to_mat, solve_ik
 from sim.randomization import default_ranges, sample_parameters
 from sim.robot import RobotConfig, load_robot
 from sim.tasks import TASKS, TaskState
@@ -69,6 +70,10 @@ class ArmEnv(gym.Env):
         self.camera, self.render_mode = camera, render_mode
         self.metadata = {**self.metadata, "render_fps": self.control_hz}
         self.physics = make_backend(backend, self.robot, control_dt, physics_dt)
+        home = np.array(self.robot.home_qpos)
+        down = quat_to_mat(self.physics.forward_kinematics(home)[3:])
+        self.start_qpos = solve_ik(self.physics.forward_kinematics, home, np.array(self.task.start_ee), down,
+                                   self.robot.lower, self.robot.upper)
         self.action_latency = 0
         self.obs_noise = 0.0
         if params is not None:
@@ -129,8 +134,8 @@ class ArmEnv(gym.Env):
         if self.randomize:
             for name, value in sample_parameters(self.randomization_ranges, rng).items():
                 self.set_parameter(name, value)
-        home = np.array(self.robot.home_qpos)
-        arm = np.clip(home + rng.uniform(-self.task.arm_noise, self.task.arm_noise, home.shape),
+        noise = rng.uniform(-self.task.arm_noise, self.task.arm_noise, self.start_qpos.shape)
+        arm = np.clip(self.start_qpos + noise,
                       self.robot.lower, self.robot.upper)
         object_pose = self.task.sample_object(rng)
         self.goal = self.task.sample_goal(rng, object_pose)

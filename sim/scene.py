@@ -15,7 +15,7 @@ TABLE_CENTER = (0.45, 0.0)           # table top centre, world xy (m)
 TABLE_HALF_SIZE = (0.45, 0.6, 0.025)  # box half extents (m)
 OBJECT_HALF_SIZE = 0.02              # the cube is 4 cm wide
 OBJECT_MASS = 0.1                    # kg
-OBJECT_FRICTION = (1.0, 0.005, 0.0001)
+OBJECT_FRICTION = (0.4, 0.005, 0.0001)   # low enough that a push at mid-height slides rather than tips the cube
 GOAL_RADIUS = 0.02                   # visual marker only
 # Where tasks put objects and goals: reachable with the gripper pointing down, in front of the arm.
 WORKSPACE_LOW = (0.30, -0.25, TABLE_HEIGHT)
@@ -75,7 +75,7 @@ def scene_spec(robot: RobotConfig, physics_dt: float = 0.002):
                    pos=(0.0, 0.0, TABLE_HEIGHT - 0.75), rgba=(0.35, 0.38, 0.42, 1.0), contype=0, conaffinity=0)
     world.add_geom(name=TABLE_GEOM, type=mujoco.mjtGeom.mjGEOM_BOX, size=TABLE_HALF_SIZE,
                    pos=(TABLE_CENTER[0], TABLE_CENTER[1], TABLE_HEIGHT - TABLE_HALF_SIZE[2]),
-                   rgba=(0.62, 0.52, 0.40, 1.0), friction=(0.8, 0.005, 0.0001), contype=1, conaffinity=1)
+                   rgba=(0.62, 0.52, 0.40, 1.0), friction=(0.4, 0.005, 0.0001), contype=1, conaffinity=1)
     cam = world.add_camera(name=CAMERA_NAME, pos=CAMERA_POS, fovy=CAMERA_FOVY)
     cam.alt.type = mujoco.mjtOrientation.mjORIENTATION_XYAXES
     cam.alt.xyaxes = camera_xyaxes()

@@ -28,7 +28,10 @@ class Task:
     episode_steps = 50                   # at the default 20 Hz control
     success_threshold = 0.05             # m
     initial_gripper_width = 0.08         # m (fully open Franka Hand)
-    arm_noise = 0.05                     # rad, uniform noise on the home pose at reset
+    arm_noise = 0.05                     # rad, uniform noise on the start posture at reset
+    # Start posture: the tool centre point here, pointing down (solved once per env by sim.ik from the robot's
+    # home posture), so episodes are spent on the task rather than on travelling down from home.
+    start_ee = (0.42, 0.0, scene.TABLE_HEIGHT + 0.22)
     obs_components: tuple[str, ...] = ()
     # Object and goal sampling regions (world x, y), inside scene.WORKSPACE_LOW/HIGH.
     object_xy_low = (0.40, -0.15)

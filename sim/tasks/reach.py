@@ -9,11 +9,11 @@ from sim.tasks.base import Task, TaskState
 
 class ReachTask(Task):
     name = "reach"
-    episode_steps = 50
-    success_threshold = 0.04
+    episode_steps = 40
+    success_threshold = 0.05
     obs_components = ("arm_qpos", "arm_qvel", "gripper_width", "ee_pos", "goal_pos", "ee_to_goal")
-    goal_low = (0.30, -0.20, scene.TABLE_HEIGHT + 0.08)
-    goal_high = (0.60, 0.20, scene.TABLE_HEIGHT + 0.35)
+    goal_low = (0.30, -0.20, scene.TABLE_HEIGHT + 0.10)
+    goal_high = (0.55, 0.20, scene.TABLE_HEIGHT + 0.40)
     parked_object = (0.30, 0.42)         # xy, out of the reach region
 
     def sample_object(self, rng: np.random.Generator) -> np.ndarray:
