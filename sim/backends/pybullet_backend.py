@@ -153,8 +153,10 @@ class PyBulletBackend:
                 raise ValueError(f"{self.robot.description}: actuator {a} has an unsupported transmission")
         self._gain = m.actuator_gainprm[:, 0].astype(float)
         self._bias = m.actuator_biasprm[:, :3].astype(float)
-        self._forcelimited = m.actuator_forcelimited.astype(bool)
-        self._forcerange = m.actuator_forcerange.astype(float)
+        limited = m.actuator_forcelimited.astype(bool)
+        self._force_lo = np.where(limited, m.actuator_forcerange[:, 0], -np.inf)
+        self._force_hi = np.where(limited, m.actuator_forcerange[:, 1], np.inf)
+        self._implicit_cache: dict[bytes, np.ndarray] = {}
         self._ctrlrange = np.where(m.actuator_ctrllimited[:, None].astype(bool), m.actuator_ctrlrange,
                                    [-np.inf, np.inf])
         self._ctrl = np.zeros(m.nu)
@@ -203,6 +205,8 @@ class PyBulletBackend:
         self._zfar = float(m.vis.map.zfar * m.stat.extent)
         self._q = np.zeros(n)
         self._qd = np.zeros(n)
+        self._zeros = [0.0] * n
+        self._obj_weight = (self._obj_mass * self._gravity).tolist()
 
     def _shape(self, m, gid: int, visual: bool) -> int:
         mj, cid = self._mj, self._client
@@ -349,22 +353,29 @@ class PyBulletBackend:
         self._ctrl[self._grip_act] = gripper_width
         self._ctrl = np.clip(self._ctrl, self._ctrlrange[:, 0], self._ctrlrange[:, 1])
 
+    def _implicit_terms(self, clamped: np.ndarray) -> np.ndarray:
+        """A + dt * D of the module docstring, cached per pattern of force-clamped actuators."""
+        key = clamped.tobytes()
+        matrix = self._implicit_cache.get(key)
+        if matrix is None:
+            dt, kv = self.physics_dt, -self._bias[:, 2] * ~clamped
+            matrix = np.diag(self._armature + dt * self._damping) + dt * (self._moment.T * kv) @ self._moment
+            self._implicit_cache[key] = matrix
+        return matrix
+
     def _physics_step(self) -> None:
         cid, rid = self._client, self._rid
-        q, qd, dt = self._q, self._qd, self.physics_dt
-        moment = self._moment
-        force = self._gain * self._ctrl + self._bias[:, 0] + self._bias[:, 1] * (moment @ q) \
-            + self._bias[:, 2] * (moment @ qd)
-        clamped = np.zeros(len(force), dtype=bool)
-        if self._forcelimited.any():
-            lo, hi = self._forcerange[:, 0], self._forcerange[:, 1]
-            clipped = np.clip(force, lo, hi)
-            clamped = self._forcelimited & (clipped != force)
-            force = np.where(self._forcelimited, clipped, force)
-        tau = moment.T @ force
-        # Generalized forces PyBullet will apply itself: gravity on uncompensated bodies (external forces).
+        q, qd = self._q, self._qd
+        moment, bias = self._moment, self._bias
+        force = self._gain * self._ctrl + bias[:, 0] + bias[:, 1] * (moment @ q) + bias[:, 2] * (moment @ qd)
+        clipped = np.minimum(np.maximum(force, self._force_lo), self._force_hi)
+        clamped = clipped != force
+        tau = moment.T @ clipped
+        q_list, qd_list = q.tolist(), qd.tolist()
+        # Everything but inertia: actuators, damping, Coriolis (world gravity is 0, see the module docstring) ...
         residual = tau - self._damping * qd - np.asarray(
-            pb.calculateInverseDynamics(rid, q.tolist(), qd.tolist(), [0.0] * len(q), physicsClientId=cid))
+            pb.calculateInverseDynamics(rid, q_list, qd_list, self._zeros, physicsClientId=cid))
+        # ... and gravity on bodies that are not compensated, applied as external forces.
         for link, body in self._weighted_links:
             mass = self._link_mass(body)
             if mass <= 0.0:
@@ -372,19 +383,17 @@ class PyBulletBackend:
             weight = (1.0 - self.model.body_gravcomp[body]) * mass * self._gravity
             com = pb.getLinkState(rid, link, computeForwardKinematics=True, physicsClientId=cid)[0]
             pb.applyExternalForce(rid, link, weight.tolist(), com, pb.WORLD_FRAME, physicsClientId=cid)
-            jac = pb.calculateJacobian(rid, link, [0.0, 0.0, 0.0], q.tolist(), qd.tolist(), [0.0] * len(q),
+            jac = pb.calculateJacobian(rid, link, [0.0, 0.0, 0.0], q_list, qd_list, self._zeros,
                                        physicsClientId=cid)[0]
             residual += np.asarray(jac).T @ weight
-        kv = -self._bias[:, 2] * ~clamped
-        implicit = np.diag(self._armature + dt * self._damping) + dt * (moment.T * kv) @ moment
-        mass_matrix = np.asarray(pb.calculateMassMatrix(rid, q.tolist(), physicsClientId=cid))
+        implicit = self._implicit_terms(clamped)
+        mass_matrix = np.asarray(pb.calculateMassMatrix(rid, q_list, physicsClientId=cid))
         qacc = np.linalg.solve(mass_matrix + implicit, residual)
         torque = tau - self._damping * qd - implicit @ qacc
         pb.setJointMotorControlArray(rid, self._pb_joint, pb.TORQUE_CONTROL, forces=torque.tolist(),
                                      physicsClientId=cid)
         pos, _ = pb.getBasePositionAndOrientation(self._obj, physicsClientId=cid)
-        pb.applyExternalForce(self._obj, -1, (self._obj_mass * self._gravity).tolist(), pos, pb.WORLD_FRAME,
-                              physicsClientId=cid)
+        pb.applyExternalForce(self._obj, -1, self._obj_weight, pos, pb.WORLD_FRAME, physicsClientId=cid)
         pb.stepSimulation(physicsClientId=cid)
         self._read_state()
 
@@ -449,6 +458,7 @@ class PyBulletBackend:
                               physicsClientId=self._client)
             return
         dof = self._arm[i]
+        self._implicit_cache.clear()
         if kind == "frictionloss":
             self._set_frictionloss(dof, value)
         elif kind in ("damping", "armature"):
