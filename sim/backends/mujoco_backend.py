@@ -1,6 +1,8 @@
 """MuJoCo implementation of `sim.backends.base.PhysicsBackend` on the scene of `sim.scene`."""
 from __future__ import annotations
 
+import weakref
+
 import mujoco
 import numpy as np
 
@@ -63,6 +65,8 @@ class MuJoCoBackend:
         finger_bodies = [m.jnt_bodyid[j] for j in self._grip_jnt]
         self._finger_geoms = [set(np.flatnonzero(m.geom_bodyid == b).tolist()) for b in finger_bodies]
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        # Free GL contexts before interpreter shutdown tears EGL down, also for envs nobody closed.
+        weakref.finalize(self, _close_renderers, self._renderers)
         self._quat = np.zeros(4)
 
     # --- state -------------------------------------------------------------------------------
@@ -124,6 +128,7 @@ class MuJoCoBackend:
 
     def set_goal_marker(self, position: np.ndarray) -> None:
         self.data.mocap_pos[self._goal_mocap] = position
+        mujoco.mj_kinematics(self.model, self.data)   # so the next render shows it without a physics step
 
     # --- kinematics --------------------------------------------------------------------------
     def forward_kinematics(self, arm_qpos: np.ndarray) -> np.ndarray:
@@ -183,6 +188,10 @@ class MuJoCoBackend:
         return renderer.render()
 
     def close(self) -> None:
-        for renderer in self._renderers.values():
-            renderer.close()
-        self._renderers.clear()
+        _close_renderers(self._renderers)
+
+
+def _close_renderers(renderers: dict) -> None:
+    for renderer in renderers.values():
+        renderer.close()
+    renderers.clear()
