@@ -274,7 +274,13 @@ def cached_urdf(model, root_body: str | None = None, velocity_limits: dict[str, 
     """
     text = mjcf_to_urdf(model, root_body, velocity_limits)
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    directory = Path(directory) if directory is not None else cache_dir()
+    if directory is None:
+        directory = cache_dir()
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError:   # read-only home (some CI sandboxes): a per-user folder in the temp dir instead
+            directory = Path(tempfile.gettempdir()) / f"robot_rl-urdf-{os.getuid()}"
+    directory = Path(directory)
     path = directory / f"{model_name(model)}-{digest}.urdf"
     if path.is_file():
         return path

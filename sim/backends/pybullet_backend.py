@@ -29,6 +29,7 @@ an external force on every body that is not (fully) compensated: the cube, and t
 """
 from __future__ import annotations
 
+import mujoco
 import numpy as np
 import pybullet as pb
 
@@ -61,14 +62,11 @@ def _wxyz(quat_xyzw) -> np.ndarray:
 
 class PyBulletBackend:
     def __init__(self, robot: RobotConfig, control_dt: float = 0.05, physics_dt: float = 0.002):
-        import mujoco
-
         self.robot = robot
         self.physics_dt = physics_dt
         self.control_dt = control_dt
         self._substeps = control_substeps(control_dt, physics_dt)
         self.model = m = scene.scene_spec(robot, physics_dt).compile()
-        self._mj = mujoco
         self._client = pb.connect(pb.DIRECT)
         self._gravity = np.array(m.opt.gravity, dtype=float)
         try:
@@ -79,13 +77,13 @@ class PyBulletBackend:
 
     # --- building the scene --------------------------------------------------------------------
     def _id(self, kind, name: str) -> int:
-        i = self._mj.mj_name2id(self.model, kind, name)
+        i = mujoco.mj_name2id(self.model, kind, name)
         if i < 0:
             raise ValueError(f"{self.robot.description}: {kind.name[6:].lower()} {name!r} not found in the scene")
         return i
 
     def _build(self, m) -> None:
-        mj, cid = self._mj, self._client
+        mj, cid = mujoco, self._client
         obj = mj.mjtObj
         pb.setGravity(0.0, 0.0, 0.0, physicsClientId=cid)   # gravity is applied per body, see module docstring
         pb.setPhysicsEngineParameter(fixedTimeStep=self.physics_dt, numSubSteps=0, physicsClientId=cid)
@@ -183,7 +181,7 @@ class PyBulletBackend:
             pb.changeConstraint(gear, gearRatio=-1.0 / c1, maxForce=1e4, physicsClientId=cid)
 
         # Bodies whose gravity is not compensated get it as an external force (gravcomp < 1), see docstring.
-        self._payload_body = self._mj.mj_name2id(m, obj.mjOBJ_BODY, scene.PAYLOAD_BODY)
+        self._payload_body = mujoco.mj_name2id(m, obj.mjOBJ_BODY, scene.PAYLOAD_BODY)
         self._payload_mass = float(m.body_mass[self._payload_body]) if self._payload_body >= 0 else 0.0
         self._weighted_links = [(self._link[mj.mj_id2name(m, obj.mjOBJ_BODY, b)], b) for b in self._robot_bodies
                                 if b != root and m.body_gravcomp[b] < 1.0]
@@ -209,7 +207,7 @@ class PyBulletBackend:
         self._obj_weight = (self._obj_mass * self._gravity).tolist()
 
     def _shape(self, m, gid: int, visual: bool) -> int:
-        mj, cid = self._mj, self._client
+        mj, cid = mujoco, self._client
         gtype, size = m.geom_type[gid], m.geom_size[gid]
         kw = {"rgbaColor": geom_rgba(m, gid).tolist()} if visual else {}
         create = pb.createVisualShape if visual else pb.createCollisionShape
@@ -236,7 +234,7 @@ class PyBulletBackend:
 
     def _build_static_scene(self, m, data, root: int) -> None:
         """Table/floor (geoms on the world body), the free object, and the goal marker (a visual-only body)."""
-        mj, cid = self._mj, self._client
+        mj, cid = mujoco, self._client
         obj = mj.mjtObj
         self._static = []
         for gid in np.flatnonzero(m.geom_bodyid == 0):
@@ -279,7 +277,7 @@ class PyBulletBackend:
             return any((m.geom_contype[a] & m.geom_conaffinity[b]) or (m.geom_contype[b] & m.geom_conaffinity[a])
                        for a in ga for b in gb)
 
-        robot_links = [(self._link[self._mj.mj_id2name(m, self._mj.mjtObj.mjOBJ_BODY, b)],
+        robot_links = [(self._link[mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_BODY, b)],
                         np.flatnonzero(m.geom_bodyid == b).tolist()) for b in self._robot_bodies]
         others = self._static + [(self._obj, self._obj_geoms)]
         for link, lg in robot_links:
@@ -332,7 +330,7 @@ class PyBulletBackend:
         pos, rot = self._link_pose(self._ee_link)
         site_rot = rot @ self._ee_rot
         quat = np.zeros(4)
-        self._mj.mju_mat2Quat(quat, site_rot.reshape(-1))
+        mujoco.mju_mat2Quat(quat, site_rot.reshape(-1))
         return np.concatenate([pos + rot @ self._ee_offset, quat])
 
     def object_pose(self) -> np.ndarray:
@@ -453,7 +451,7 @@ class PyBulletBackend:
         if kind == "payload_mass":
             self._payload_mass = value
             inertia = 0.4 * value * PAYLOAD_RADIUS ** 2
-            link = self._link[self._mj.mj_id2name(self.model, self._mj.mjtObj.mjOBJ_BODY, self._payload_body)]
+            link = self._link[mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_BODY, self._payload_body)]
             pb.changeDynamics(self._rid, link, mass=value, localInertiaDiagonal=[inertia] * 3,
                               physicsClientId=self._client)
             return
