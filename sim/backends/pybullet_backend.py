@@ -14,7 +14,8 @@ Actuation follows MuJoCo's position actuators and its `implicitfast` integrator.
 PyBullet has neither armature nor implicit integration: it advances with M qacc = u - c + ... for the torque u it is
 given. Applying u = tau - d*qdot - (A + dt*D) qacc with the qacc solved above makes PyBullet's free-motion
 acceleration equal MuJoCo's (one 9x9 solve from PyBullet's own mass matrix and Coriolis terms). That also makes the
-stiff servo gains stable at the 2 ms step, which explicit PD torques are not (kv*dt/I > 2 on the wrist joints).
+stiff servo gains stable at the 2 ms step, which explicit PD torques on the bare link inertia are not
+(kv*dt/I > 2 on the wrist joints).
 This is why damping is part of that solve instead of PyBullet's (explicit) jointDamping, which is set to 0.
 Structural differences that remain, on purpose (PyBullet is this project's structural sim-to-real gap):
   * armature and implicit damping enter only through the predicted acceleration: contact forces, friction loss and
@@ -35,19 +36,13 @@ import pybullet as pb
 
 from sim import scene
 from sim.backends.base import ENGINE_GLOBAL_PARAMETERS, JOINT_PARAMETER_KINDS
+from sim.backends.mujoco_backend import control_substeps
 from sim.robot import RobotConfig
 from sim.urdf_export import (VISIBLE_GEOM_GROUPS, cached_urdf, geom_collides, geom_rgba, link_frame_offset,
                              quat_to_mat, subtree)
 
 PAYLOAD_RADIUS = 0.03   # payload modelled as a solid sphere at the tool centre point, as the MuJoCo backend does
 LIGHT_DIRECTION = (0.2, -0.5, 1.5)   # towards the light, world frame (MuJoCo scene's key light, reversed)
-
-
-def control_substeps(control_dt: float, physics_dt: float) -> int:
-    n = round(control_dt / physics_dt)
-    if n < 1 or abs(n * physics_dt - control_dt) > 1e-9:
-        raise ValueError(f"control_dt={control_dt} must be a whole multiple of physics_dt={physics_dt}")
-    return n
 
 
 def _xyzw(quat_wxyz) -> tuple[float, float, float, float]:
