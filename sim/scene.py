@@ -21,9 +21,9 @@ GOAL_RADIUS = 0.02                   # visual marker only
 WORKSPACE_LOW = (0.30, -0.25, TABLE_HEIGHT)
 WORKSPACE_HIGH = (0.65, 0.25, TABLE_HEIGHT + 0.40)
 CAMERA_NAME = "front"
-CAMERA_POS = (1.15, 0.5, 0.55)
-CAMERA_TARGET = (0.4, 0.0, 0.2)
-CAMERA_FOVY = 55.0                   # degrees
+CAMERA_POS = (0.95, 0.4, 0.5)
+CAMERA_TARGET = (0.45, 0.0, 0.17)
+CAMERA_FOVY = 50.0                   # degrees
 
 # Names shared with the PyBullet backend.
 TABLE_GEOM = "table"
