@@ -61,9 +61,12 @@ class MuJoCoBackend:
         self._obj_body = name2id(m, mujoco.mjtObj.mjOBJ_BODY, scene.OBJECT_BODY)
         self._goal_mocap = m.body_mocapid[name2id(m, mujoco.mjtObj.mjOBJ_BODY, scene.GOAL_BODY)]
         self._payload_body = name2id(m, mujoco.mjtObj.mjOBJ_BODY, scene.PAYLOAD_BODY)
-        # Geoms of each finger's body (and its descendants) for contact checks.
-        finger_bodies = [m.jnt_bodyid[j] for j in self._grip_jnt]
-        self._finger_geoms = [set(np.flatnonzero(m.geom_bodyid == b).tolist()) for b in finger_bodies]
+        # Which finger (index) each geom belongs to, and which geoms are the object's, for contact checks.
+        self._finger_of_geom = np.full(m.ngeom, -1)
+        for i, jnt in enumerate(self._grip_jnt):
+            self._finger_of_geom[m.geom_bodyid == m.jnt_bodyid[jnt]] = i
+        self._n_fingers = len(self._grip_jnt)
+        self._is_object_geom = m.geom_bodyid == self._obj_body
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         # Free GL contexts before interpreter shutdown tears EGL down, also for envs nobody closed.
         weakref.finalize(self, _close_renderers, self._renderers)
@@ -105,16 +108,10 @@ class MuJoCoBackend:
         return np.concatenate([v[:3], rot @ v[3:]])
 
     def fingers_touch_object(self) -> bool:
-        d = self.data
-        touching = [False] * len(self._finger_geoms)
-        obj_geoms = set(np.flatnonzero(self.model.geom_bodyid == self._obj_body).tolist())
-        for c in d.contact[:d.ncon]:
-            pair = {int(c.geom1), int(c.geom2)}
-            if pair & obj_geoms:
-                for i, geoms in enumerate(self._finger_geoms):
-                    if pair & geoms:
-                        touching[i] = True
-        return all(touching)
+        geoms = self.data.contact.geom[:self.data.ncon]
+        is_obj = self._is_object_geom[geoms]
+        other = np.where(is_obj[:, 0], geoms[:, 1], geoms[:, 0])[is_obj.any(axis=1)]
+        return bool(np.all(np.isin(np.arange(self._n_fingers), self._finger_of_geom[other])))
 
     # --- control -----------------------------------------------------------------------------
     def command(self, arm_targets: np.ndarray, gripper_width: float) -> None:

@@ -101,6 +101,8 @@ def test_gripper_closes_on_the_cube_and_lifts_it(backend):
     grasp = solve_ik(backend.forward_kinematics, np.array(robot.home_qpos), cube, down, robot.lower, robot.upper)
     lift = solve_ik(backend.forward_kinematics, grasp, cube + [0, 0, 0.15], down, robot.lower, robot.upper)
     backend.reset(grasp, 0.08, np.array([*cube, 1, 0, 0, 0]))
+    backend.step()
+    assert not backend.fingers_touch_object()            # open: the cube stands between the fingers
     backend.command(grasp, 0.0)
     for _ in range(10):
         backend.step()
