@@ -1,0 +1,74 @@
+"""Transports for the node interface (hardware/transport/base.py): DDS via cyclonedds, or rclpy on robots.
+
+`run_node` is what every node's console script calls. The transport is chosen by ROBOT_RL_TRANSPORT
+(`dds` or `ros2`); unset, rclpy is used when it is importable (a sourced ROS 2), DDS otherwise.
+Transport modules are imported lazily: rclpy and cyclonedds load only when asked for.
+"""
+import importlib.util
+import logging
+import os
+import signal
+import sys
+from typing import Any, Callable, Sequence
+
+from hardware.transport.base import Node, NodeOptions, parse_node_args
+
+TRANSPORTS = ("dds", "ros2")
+
+
+def choose_transport(transport: str | None = None) -> str:
+    transport = transport or os.environ.get("ROBOT_RL_TRANSPORT") or ""
+    if not transport:
+        return "ros2" if importlib.util.find_spec("rclpy") is not None else "dds"
+    if transport not in TRANSPORTS:
+        raise ValueError(f"transport {transport!r}: expected one of {TRANSPORTS} (ROBOT_RL_TRANSPORT)")
+    return transport
+
+
+def create_node(options: NodeOptions, transport: str | None = None, **dds_kwargs) -> Node:
+    """A node on the chosen transport; `dds_kwargs` (domain_id, config) go to DdsNode."""
+    if choose_transport(transport) == "ros2":
+        from hardware.transport.ros2 import Ros2Node
+
+        return Ros2Node(options)
+    from hardware.transport.dds import DdsNode
+
+    return DdsNode.from_options(options, **dds_kwargs)
+
+
+def create_executor(node: Node):
+    if type(node).__name__ == "Ros2Node":
+        from hardware.transport.ros2 import Ros2Executor
+
+        return Ros2Executor([node])
+    from hardware.transport.dds import DdsExecutor
+
+    return DdsExecutor([node])
+
+
+def run_node(default_name: str, logic: Callable[[Node], Any], argv: Sequence[str] | None = None,
+             transport: str | None = None) -> int:
+    """Console-script body: parse ROS-style args, build the node and its logic, spin until SIGINT/SIGTERM.
+
+    On stop, `logic.close()` runs when the logic has one (flush files, hold the arm), then the node is destroyed.
+    """
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s] %(message)s")
+    options = parse_node_args(sys.argv[1:] if argv is None else argv, default_name)
+    node = create_node(options, transport)
+    executor = create_executor(node)
+    previous = {sig: signal.signal(sig, lambda *_: executor.shutdown()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    instance = None
+    try:
+        instance = logic(node)
+        undeclared = getattr(node, "undeclared_overrides", lambda: [])()
+        if undeclared:
+            raise ValueError(f"node {node.name}: unknown parameters {undeclared}")
+        executor.spin()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        close = getattr(instance, "close", None)
+        if close is not None:
+            close()
+        node.destroy()
+    return 0
