@@ -1,0 +1,163 @@
+"""`robot-rl sysid excite robot=... out=excitation.yaml`: design an excitation trajectory in the current simulator
+(calibration.excitation: Fourier series inside the arm's limits, coefficients chosen to maximise the Fisher
+information of the unknown parameters) and run it on the arm while a rosbag2 recording is written.
+
+run_on=sim plays it on a simulated arm with a hidden parameters file (`real_params=`) and writes the recording
+with rosbags; run_on=none only writes the design. Playing it over DDS on sim_robot_node or a real arm needs the
+hardware/ nodes (policy/sim_robot/recorder), which this command does not drive yet: run_on=dds says so.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from calibration.arm_model import FIT_KINDS
+
+FORMAT = "robot_rl.excitation"
+VERSION = 1
+
+
+@dataclass
+class Config:
+    robot: str = "panda"
+    out: str = "excitation.yaml"
+    params: str = ""                     # current simulator parameters (the design's nominal); empty: description
+    joints: str = ""                     # joints to excite, comma-separated; empty: all (the others hold home)
+    kinds: str = ",".join(FIT_KINDS)     # parameters whose information is maximised
+    payload: bool = True
+    design: str = "active"               # active (Fisher-information design) | random (one random feasible draw)
+    criterion: str = "logdet"            # logdet (D-optimal) | min_eig (E-optimal)
+    n_harmonics: int = 5
+    base_freq_hz: float = 0.2
+    duration_s: float = 10.0
+    command_hz: float = 20.0
+    state_hz: float = 100.0
+    position_fraction: float = 0.25      # of each joint's range, either side of home
+    velocity_fraction: float = 0.5       # of the datasheet limits
+    acceleration_fraction: float = 0.5
+    population: int = 10
+    generations: int = 4
+    seed: int = 0
+    threads: int = 1
+    run_on: str = "sim"                  # sim | none | dds
+    real_params: str = ""                # run_on=sim: the simulated arm's hidden parameters file
+    recording: str = ""                  # rosbag2 folder to write; empty: <out without suffix>_recording
+    storage: str = "mcap"                # mcap | sqlite3
+
+
+def write_design(path: Path, content: dict) -> None:
+    import os
+    import tempfile
+
+    import yaml
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            yaml.safe_dump(content, f, sort_keys=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_design(path: str | Path):
+    """(trajectory, experiment, q_rest, robot name) of an excitation.yaml."""
+    import yaml
+
+    from calibration.excitation import Experiment, FourierTrajectory
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: excitation file not found")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if raw.get("format") != FORMAT or raw.get("version") != VERSION:
+        raise ValueError(f"{path}: expected format {FORMAT!r} version {VERSION}, got {raw.get('format')!r} "
+                         f"version {raw.get('version')!r}")
+    for key in ("robot", "trajectory", "experiment", "q_rest"):
+        if key not in raw:
+            raise ValueError(f"{path}: field {key!r} missing")
+    traj = FourierTrajectory.from_dict(raw["trajectory"], str(path))
+    e = raw["experiment"]
+    experiment = Experiment(command_hz=float(e["command_hz"]), state_hz=float(e["state_hz"]),
+                            duration_s=float(e["duration_s"]))
+    return traj, experiment, np.asarray(raw["q_rest"], float), str(raw["robot"])
+
+
+def run(config: Config) -> int:
+    from robot_rl.overrides import ConfigError
+    from sim.params import load_params
+    from sim.robot import load_robot
+
+    from calibration import excitation
+    from calibration.arm_model import ArmModel
+
+    if config.design not in ("active", "random"):
+        raise ConfigError(f"design={config.design!r}: expected 'active' or 'random'")
+    if config.run_on not in ("sim", "none", "dds"):
+        raise ConfigError(f"run_on={config.run_on!r}: expected 'sim', 'none' or 'dds'")
+    if config.run_on == "dds":
+        print("robot-rl sysid excite: run_on=dds needs the hardware/ DDS nodes (sim_robot_node + recorder), which "
+              "this command does not drive yet; use run_on=none to write the design and play it with them, or "
+              "run_on=sim")
+        return 2
+    robot = load_robot(config.robot)
+    base = load_params(config.params) if config.params else None
+    arm = ArmModel(robot, base_params=base)
+    joints = tuple(j.strip() for j in config.joints.split(",") if j.strip()) or robot.arm_joints
+    kinds = tuple(k.strip() for k in config.kinds.split(",") if k.strip())
+    unknown = [j for j in joints if j not in robot.arm_joints]
+    if unknown:
+        raise ConfigError(f"joints={config.joints!r}: {unknown} are not arm joints of {robot.name}: "
+                          f"{list(robot.arm_joints)}")
+    priors = arm.default_priors(joints, kinds, config.payload)
+    q_rest = np.asarray(robot.home_qpos, float)
+    experiment = excitation.Experiment(command_hz=config.command_hz, state_hz=config.state_hz,
+                                       duration_s=config.duration_s)
+    limits = _subset_limits(robot, joints, q_rest, config)
+    start = time.time()
+    result = excitation.design(
+        arm, priors, joints, q_rest, experiment, limits, config.n_harmonics, config.base_freq_hz,
+        config.population, config.generations, config.criterion, config.seed, active=config.design == "active",
+        n_threads=config.threads,
+        progress=lambda g, f: print(f"generation {g}: best {config.criterion} {f:.4g} ({time.time() - start:.0f} s)"))
+    out = Path(config.out)
+    content = {"format": FORMAT, "version": VERSION, "robot": robot.name, "design": config.design,
+               "criterion": {"kind": config.criterion, "value": result.criterion,
+                             "best_random": result.random_criterion, "history": result.history,
+                             "evaluations": result.evaluations},
+               "parameters": [p.name for p in priors], "q_rest": q_rest.tolist(),
+               "experiment": {"command_hz": experiment.command_hz, "state_hz": experiment.state_hz,
+                              "duration_s": experiment.duration_s},
+               "trajectory": result.trajectory.to_dict(), "design_seconds": round(time.time() - start, 2)}
+    print(f"design: {config.criterion} {result.criterion:.4g} (best random start {result.random_criterion:.4g}), "
+          f"{result.evaluations} candidates in {time.time() - start:.1f} s")
+    if config.run_on == "sim":
+        from calibration.recording_io import write_recording
+        from calibration.simulated_arm import run_commands
+
+        commands = excitation.commands_for(result.trajectory, experiment, q_rest, robot.arm_joints)
+        recording = run_commands(robot, commands, experiment.command_hz,
+                                 params=config.real_params or None, state_hz=experiment.state_hz, seed=config.seed)
+        target = Path(config.recording) if config.recording else out.with_name(out.stem + "_recording")
+        write_recording(target, recording, storage=config.storage)
+        content["recording"] = str(target)
+        print(f"recorded {recording.duration_s:.1f} s on the simulated arm to {target}")
+    write_design(out, content)
+    print(f"wrote {out}")
+    return 0
+
+
+def _subset_limits(robot, joints, q_rest, config: Config):
+    from calibration.excitation import Limits, excitation_limits
+
+    full = excitation_limits(robot, q_rest, config.position_fraction, config.velocity_fraction,
+                             config.acceleration_fraction)
+    index = [robot.arm_joints.index(j) for j in joints]
+    return Limits(full.lower[index], full.upper[index], full.velocity[index], full.acceleration[index])
