@@ -37,8 +37,8 @@ class TDMPC2:
         self.optim = torch.optim.Adam([
             {"params": m.encoder.parameters(), "lr": cfg.lr * cfg.enc_lr_scale},
             {"params": [*m.dynamics.parameters(), *m.reward_head.parameters(), *m.qs.parameters()]},
-        ], lr=cfg.lr)
-        self.pi_optim = torch.optim.Adam(m.pi_head.parameters(), lr=cfg.lr, eps=1e-5)
+        ], lr=cfg.lr, fused=True)  # fused: one kernel for all parameters instead of ~10 ops per tensor
+        self.pi_optim = torch.optim.Adam(m.pi_head.parameters(), lr=cfg.lr, eps=1e-5, fused=True)
         self.scale = torch.ones((), device=self.device)  # running 5th-95th percentile range of Q
         self.prev_mean = torch.zeros(1, cfg.planner.horizon, action_dim, device=self.device)
         self._rho = cfg.rho ** torch.arange(cfg.horizon + 1, dtype=torch.float32, device=self.device)
@@ -113,7 +113,7 @@ class TDMPC2:
         self.optim.zero_grad(set_to_none=True)
         total.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(
-            [p for g in self.optim.param_groups for p in g["params"]], cfg.grad_clip_norm)
+            [p for g in self.optim.param_groups for p in g["params"]], cfg.grad_clip_norm, foreach=True)
         self.optim.step()
 
         pi_loss, entropy = self._update_pi(zs.detach())
@@ -137,7 +137,7 @@ class TDMPC2:
         loss = (-(cfg.entropy_coef * entropy + q).mean(-1) * rho).mean()
         self.pi_optim.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(m.pi_head.parameters(), cfg.grad_clip_norm)
+        torch.nn.utils.clip_grad_norm_(m.pi_head.parameters(), cfg.grad_clip_norm, foreach=True)
         self.pi_optim.step()
         return loss.detach(), entropy.mean().detach()
 

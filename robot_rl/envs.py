@@ -167,7 +167,8 @@ def make_env(task: str, obs_type: str = "state", seed: int | None = None, **kwar
     low = env.action_space.low.astype(np.float64)
     high = env.action_space.high.astype(np.float64)
     if not (np.allclose(low, -1) and np.allclose(high, 1)):
-        env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
+        ones = np.ones(env.action_space.shape, np.float32)
+        env = gym.wrappers.RescaleAction(env, -ones, ones)
     env = DictObs(env, obs_type)
     spec = {k: (tuple(s.shape), np.dtype(s.dtype).name) for k, s in env.observation_space.spaces.items()}
     info = EnvInfo(task=task, obs_type=obs_type, obs_spec=spec, action_dim=int(np.prod(env.action_space.shape)),

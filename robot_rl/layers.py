@@ -10,7 +10,10 @@ import torch.nn.functional as F
 def mish(x: torch.Tensor) -> torch.Tensor:
     """Mish, x * tanh(softplus(x)), rewritten with one sigmoid: with q = sigmoid(-x)^2,
     tanh(softplus(x)) = (1 - q) / (1 + q). Same values (to 5e-7), 2.7x faster than F.mish on this CPU build
-    (whose tanh/softplus kernels are slow), and plain Sigmoid/Mul/Div ops in ONNX."""
+    (whose tanh/softplus kernels are slow), and plain Sigmoid/Mul/Div ops in ONNX. Under autograd F.mish is
+    used instead: its fused backward beats differentiating the rewritten form."""
+    if x.requires_grad:
+        return F.mish(x)
     q = torch.sigmoid(-x).square()
     return x * (1.0 - q) / (1.0 + q)
 

@@ -1,0 +1,117 @@
+import dataclasses
+
+import pytest
+import torch
+import torch.nn as nn
+
+from robot_rl.agent_config import AgentConfig, PlannerConfig
+from robot_rl.planner import plan, sample_noise
+from robot_rl.two_hot import two_hot
+from robot_rl.world_model import WorldModel
+
+TINY = AgentConfig(model_size="1M", enc_dim=32, mlp_dim=32, latent_dim=16, num_q=3)
+A = 3
+TARGET = torch.tensor([0.5, -0.3, 0.8])
+
+
+class QuadraticReward(nn.Module):
+    """Reward logits that decode to -||a - TARGET||^2: the best plan is TARGET at every step."""
+
+    def forward(self, za: torch.Tensor) -> torch.Tensor:
+        r = -(za[..., -A:] - TARGET).pow(2).sum(-1)
+        return torch.log(two_hot(r, TINY.num_bins, TINY.vmin, TINY.vmax) + 1e-12)
+
+
+def model(quadratic: bool = False) -> WorldModel:
+    torch.manual_seed(0)
+    m = WorldModel(TINY, {"state": (5,)}, A).eval()
+    if quadratic:
+        m.reward_head = QuadraticReward()  # Q heads start at exactly zero, so the return is the reward sum
+    return m
+
+
+def solve(m, cfg, prev_mean, is_first, seed=0, batch=1):
+    obs = {"state": torch.randn(batch, 5, generator=torch.Generator().manual_seed(123))}
+    noise = sample_noise(cfg, batch, A, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        return plan(m, obs, prev_mean, torch.tensor([is_first] * batch), *noise, cfg, discount=0.9)
+
+
+def test_outputs_are_bounded_and_shaped():
+    cfg = PlannerConfig(samples=64, policy_samples=8, elites=8, iterations=3, horizon=4)
+    action, mean, std = solve(model(), cfg, torch.zeros(2, 4, A), True, batch=2)
+    assert action.shape == (2, A) and mean.shape == (2, 4, A) and std.shape == (2, A)
+    assert action.abs().max() <= 1.0 and mean.abs().max() <= 1.0
+    assert (std >= cfg.min_std - 1e-6).all() and (std <= cfg.max_std + 1e-6).all()
+
+
+def test_finds_the_best_action_sequence():
+    cfg = PlannerConfig(samples=256, policy_samples=8, elites=32, iterations=6, horizon=3)
+    action, mean, std = solve(model(quadratic=True), cfg, torch.zeros(1, 3, A), True)
+    assert (action[0] - TARGET).abs().max() < 0.15
+    assert (mean[0] - TARGET).abs().max() < 0.1
+    # one iteration from the maximal std is far worse: the iterations do the work
+    rough, _, _ = solve(model(quadratic=True), dataclasses.replace(cfg, iterations=1), torch.zeros(1, 3, A), True)
+    assert (rough[0] - TARGET).norm() > (action[0] - TARGET).norm()
+
+
+def test_same_noise_same_plan_and_noise_matters():
+    cfg = PlannerConfig(samples=64, policy_samples=4, elites=8, iterations=2)
+    m = model()
+    a1, m1, _ = solve(m, cfg, torch.zeros(1, 3, A), True, seed=1)
+    a2, m2, _ = solve(m, cfg, torch.zeros(1, 3, A), True, seed=1)
+    a3, _, _ = solve(m, cfg, torch.zeros(1, 3, A), True, seed=2)
+    assert torch.equal(a1, a2) and torch.equal(m1, m2)
+    assert not torch.equal(a1, a3)
+
+
+def test_episode_start_ignores_the_previous_plan():
+    cfg = PlannerConfig(samples=64, policy_samples=4, elites=8, iterations=2)
+    m = model(quadratic=True)
+    a1, _, _ = solve(m, cfg, torch.zeros(1, 3, A), True)
+    a2, _, _ = solve(m, cfg, torch.full((1, 3, A), 0.7), True)
+    assert torch.equal(a1, a2)
+
+
+def test_warm_start_shifts_the_previous_plan_by_one_step():
+    cfg = PlannerConfig(samples=64, policy_samples=4, elites=8, iterations=2)
+    m = model(quadratic=True)
+    prev = torch.rand(1, 3, A) * 2 - 1
+    changed_first = prev.clone()
+    changed_first[:, 0] = -prev[:, 0]  # step 0 of the old plan is in the past: it must not matter
+    a1, _, _ = solve(m, cfg, prev, False)
+    a2, _, _ = solve(m, cfg, changed_first, False)
+    assert torch.equal(a1, a2)
+    changed_second = prev.clone()
+    changed_second[:, 1] = -prev[:, 1]  # step 1 becomes the new step 0
+    a3, _, _ = solve(m, cfg, changed_second, False)
+    assert not torch.equal(a1, a3)
+
+
+def test_warm_start_from_a_good_plan_helps():
+    cfg = PlannerConfig(samples=32, policy_samples=0, elites=4, iterations=1, max_std=0.3)
+    m = model(quadratic=True)
+    good = TARGET.expand(1, 3, A).clone()
+    warm = [(solve(m, cfg, good, False, seed=s)[0][0] - TARGET).norm() for s in range(10)]
+    cold = [(solve(m, cfg, good, True, seed=s)[0][0] - TARGET).norm() for s in range(10)]
+    assert sum(warm) < 0.5 * sum(cold)
+
+
+def test_pessimistic_value_changes_the_plan():
+    cfg = PlannerConfig(samples=64, policy_samples=4, elites=8, iterations=2)
+    m = model()
+    with torch.no_grad():  # make the Q heads disagree
+        for w in m.qs.weights:
+            w.normal_(0, 0.5)
+    a1, _, _ = solve(m, cfg, torch.zeros(1, 3, A), True)
+    a2, _, _ = solve(m, dataclasses.replace(cfg, value_std_coef=2.0), torch.zeros(1, 3, A), True)
+    assert not torch.equal(a1, a2)
+
+
+def test_bad_planner_config_is_refused():
+    from robot_rl.agent_config import check_planner
+
+    with pytest.raises(ValueError, match="elites"):
+        check_planner(PlannerConfig(samples=16, policy_samples=4, elites=32))
+    with pytest.raises(ValueError, match="policy_samples"):
+        check_planner(PlannerConfig(samples=16, policy_samples=16, elites=4))
