@@ -18,9 +18,14 @@ MAX_POS_STEP = 0.04          # m of end-effector motion asked for per control st
 MAX_PUSH_STEP = 0.02         # m per control step while pushing (faster kicks the cube away)
 MAX_ROT_STEP = 0.3           # rad of end-effector rotation asked for per control step
 POSTURE_GAIN = 0.05          # pull towards the home posture in the Jacobian's null space
+# Fraction of the remaining error corrected per control step. Below 1 because the targets integrate and the
+# servos (and any action latency) delay the response: with one step of delay, x' = x - K e(t-1) rings at K = 1
+# and is well damped at K = 0.5.
+TRACKING_GAIN = 0.5
 SAFE_HEIGHT = scene.TABLE_HEIGHT + 0.10   # travel height above the table (tool centre point), m
 PUSH_HEIGHT = scene.TABLE_HEIGHT + 0.02   # tool centre point height while pushing (fingertips ~1 cm above)
 H = scene.OBJECT_HALF_SIZE
+FINGER_REACH = 0.023      # m, farthest point of the closed Franka Hand fingers from the tool centre axis
 
 
 def yaw_of(quat: np.ndarray) -> float:
@@ -64,23 +69,28 @@ class Expert:
         to_goal = env.goal[:2] - obj[:2]
         dist = np.linalg.norm(to_goal)
         d = to_goal / max(dist, 1e-6)
-        offset = H + 0.025                                   # tool centre behind the cube's centre
+        # The hand keeps its yaw (turning the wrist costs more steps than the push); the closed fingers are a
+        # 2 x 4 cm block, at most FINGER_REACH from the tool centre in any direction. The tool centre waits this far
+        # behind the cube's centre: the cube's corner (H * sqrt 2), the fingers' reach and a margin, so
+        # descending there never lands on the cube.
+        offset = H * np.sqrt(2.0) + FINGER_REACH + 0.01
         behind = obj[:2] - d * offset
         rel = ee[:2] - obj[:2]
         along, lateral = float(rel @ d), float(rel @ np.array([-d[1], d[0]]))
-        yaw = float(np.arctan2(d[1], d[0]))
-        yaw = (yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4   # the hand is symmetric: turn by at most 45 deg
-        closed = -1.0
+        low = ee[2] < PUSH_HEIGHT + 0.015
+        yaw, closed = 0.0, -1.0
         if dist < 0.015 and along < 0:
-            return ee.copy(), yaw, closed, MAX_POS_STEP                    # there: stop pushing
-        if along < -(H + 0.005) and abs(lateral) < 0.02 and ee[2] < PUSH_HEIGHT + 0.015:
-            # Behind the cube and low: push along the line to the goal, steering back onto it.
-            step = min(0.04, 0.7 * dist)                      # slow down near the goal (the cube slides)
-            return np.array([*(behind + d * step), PUSH_HEIGHT]), yaw, closed, MAX_PUSH_STEP
+            return ee.copy(), yaw, closed, MAX_POS_STEP                     # there: stop pushing
+        if low and along < -(H + 0.005) and abs(lateral) < 0.02:
+            # Behind the cube: push along the line to the goal, steering back onto it; slower near the goal
+            # (the cube slides on).
+            return np.array([*(behind + d * min(0.06, dist)), PUSH_HEIGHT]), yaw, closed, MAX_PUSH_STEP
+        if low and along < -(offset - 0.005):
+            return np.array([*behind, PUSH_HEIGHT]), yaw, closed, MAX_POS_STEP   # behind, off the line: sidestep
         if np.linalg.norm(ee[:2] - behind) < 0.012:
-            return np.array([*behind, PUSH_HEIGHT]), yaw, closed, MAX_POS_STEP
-        if ee[2] < SAFE_HEIGHT - 0.03 and np.linalg.norm(rel) < H + 0.06:
-            return np.array([ee[0], ee[1], SAFE_HEIGHT]), yaw, closed, MAX_POS_STEP   # clear the cube before moving round it
+            return np.array([*behind, PUSH_HEIGHT]), yaw, closed, MAX_POS_STEP   # above the start: descend
+        if ee[2] < SAFE_HEIGHT - 0.03 and np.linalg.norm(rel) < offset + 0.04:
+            return np.array([ee[0], ee[1], SAFE_HEIGHT]), yaw, closed, MAX_POS_STEP   # clear the cube first
         return np.array([*behind, SAFE_HEIGHT]), yaw, closed, MAX_POS_STEP
 
     def _pick(self, env) -> tuple[np.ndarray, float, float]:
@@ -93,7 +103,7 @@ class Expert:
         z_err = ee[2] - obj[2]
         held = width < 2 * H + 0.006 and width > 2 * H - 0.01 and np.linalg.norm(ee - obj[:3]) < 0.02
         if held and (p.fingers_touch_object() or obj[2] > scene.TABLE_HEIGHT + H + 0.005):
-            return env.goal.copy(), yaw, -1.0
+            return env.goal + (ee - obj[:3]), yaw, -1.0       # carry: the cube, not the hand, to the goal
         if xy_err < 0.012 and abs(z_err) < 0.008:
             return obj[:3].copy(), yaw, -1.0                  # in place: close
         if width < 2 * H + 0.02 and xy_err < 0.02 and abs(z_err) < 0.02:
@@ -109,7 +119,7 @@ class Expert:
         p, robot = env.physics, env.robot
         q = p.arm_qpos()
         dq = dls_step(p.forward_kinematics, q, target, rot_z(yaw) @ self.down, np.array(robot.home_qpos),
-                      max_step, MAX_ROT_STEP, POSTURE_GAIN)
+                      max_step, MAX_ROT_STEP, POSTURE_GAIN, TRACKING_GAIN)
         # Integrate on the previous targets (no steady-state offset) unless the arm lags far behind them.
         base = env.last_joint_targets if np.max(np.abs(env.last_joint_targets - q)) < 0.1 else q
         desired = np.clip(base + dq, robot.lower, robot.upper)
@@ -124,3 +134,25 @@ def expert_action(env) -> np.ndarray:
     if expert is None:
         expert = unwrapped._scripted_expert = Expert(unwrapped)
     return expert(unwrapped)
+
+
+def evaluate_expert(task: str, backend: str = "mujoco", episodes: int = 20, seed: int = 0, noise: float = 0.0,
+                    **env_kwargs) -> float:
+    """Fraction of `episodes` (seeds seed, seed+1, ...) in which the expert ends with info["success"]."""
+    import gymnasium as gym
+
+    import sim
+
+    env = gym.make(sim.env_id(task), backend=backend, **env_kwargs)
+    expert = Expert(env, noise=noise, seed=seed)
+    successes = 0
+    try:
+        for episode in range(episodes):
+            env.reset(seed=seed + episode)
+            info = {"success": False}
+            for _ in range(env.unwrapped.episode_steps):
+                info = env.step(expert(env))[4]
+            successes += bool(info["success"])
+    finally:
+        env.close()
+    return successes / episodes

@@ -64,11 +64,13 @@ def jacobian(fk: ForwardKinematics, q: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def dls_step(fk: ForwardKinematics, q: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray,
-             rest: np.ndarray, max_pos_step: float, max_rot_step: float, posture_gain: float) -> np.ndarray:
-    """Joint change that moves the tool towards (target_pos, target_rot) by at most the given steps."""
+             rest: np.ndarray, max_pos_step: float, max_rot_step: float, posture_gain: float,
+             gain: float = 1.0) -> np.ndarray:
+    """Joint change that moves the tool `gain` of the way towards (target_pos, target_rot), by at most the
+    given steps."""
     pose, rot, jac = jacobian(fk, q)
-    error = np.concatenate([clip_norm(target_pos - pose[:3], max_pos_step),
-                            clip_norm(rotation_vector(target_rot @ rot.T), max_rot_step)])
+    error = np.concatenate([clip_norm(gain * (target_pos - pose[:3]), max_pos_step),
+                            clip_norm(gain * rotation_vector(target_rot @ rot.T), max_rot_step)])
     jjt = jac @ jac.T + DLS_DAMPING ** 2 * np.eye(6)
     dq = jac.T @ np.linalg.solve(jjt, error)
     null = np.eye(q.shape[0]) - jac.T @ np.linalg.solve(jjt, jac)

@@ -9,7 +9,7 @@ from sim.tasks.base import Task, TaskState
 
 class PushTask(Task):
     name = "push"
-    episode_steps = 100
+    episode_steps = 80
     success_threshold = 0.05
     obs_components = ("arm_qpos", "arm_qvel", "gripper_width", "ee_pos", "object_pos", "object_quat", "goal_pos",
                       "ee_to_object", "object_to_goal")

@@ -3,22 +3,9 @@ import gymnasium as gym
 import pytest
 
 import sim
-from sim.experts import Expert
+from sim.experts import Expert, evaluate_expert
 
 EPISODES = 20
-
-
-def success_rate(task: str, backend: str, episodes: int = EPISODES) -> float:
-    env = gym.make(sim.env_id(task), backend=backend)
-    expert = Expert(env)
-    successes = 0
-    for seed in range(1000, 1000 + episodes):
-        env.reset(seed=seed)
-        for _ in range(env.unwrapped.episode_steps):
-            _, _, _, _, info = env.step(expert(env))
-        successes += info["success"]
-    env.close()
-    return successes / episodes
 
 
 @pytest.mark.parametrize("backend", ["mujoco", "pybullet"])
@@ -26,7 +13,7 @@ def success_rate(task: str, backend: str, episodes: int = EPISODES) -> float:
 def test_expert_succeeds(task, backend):
     if backend == "pybullet":
         pytest.importorskip("pybullet")
-    rate = success_rate(task, backend)
+    rate = evaluate_expert(task, backend, episodes=EPISODES, seed=1000)
     assert rate >= 0.9, f"{task} expert in {backend}: success {rate:.0%}"
 
 

@@ -5,8 +5,8 @@ import pytest
 import yaml
 
 import sim  # noqa: F401  (registers the ids)
-from sim.params import (ParamsError, Parameter, RobotParams, apply_parameters, load_params, randomization_ranges,
-                        save_params)
+from sim.params import (ParamsError, Parameter, RobotParams, apply_parameters, current_parameters, load_params,
+                        randomization_ranges, save_params)
 
 
 def _write(tmp_path, doc, name="robot_params.yaml"):
@@ -99,3 +99,13 @@ def test_randomisation_without_ci_uses_default_ranges():
     first = u.get_parameter("armature/panda_joint3")
     env.reset(seed=0)
     assert u.get_parameter("armature/panda_joint3") == first and np.isfinite(first)
+
+
+def test_current_parameters_written_and_applied_elsewhere_reproduce_the_values(tmp_path):
+    source = gym.make("robot_rl/panda-reach-v0").unwrapped
+    source.set_parameter("armature/panda_joint5", 0.33)
+    source.set_parameter("action_latency", 1)
+    save_params(current_parameters(source, "panda"), tmp_path / "p.yaml")
+    target = gym.make("robot_rl/panda-reach-v0", params=tmp_path / "p.yaml").unwrapped
+    assert {n: target.get_parameter(n) for n in target.parameter_names()} == \
+        {n: source.get_parameter(n) for n in source.parameter_names()}
