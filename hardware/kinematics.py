@@ -62,6 +62,19 @@ class ChainJoint:
     axis: np.ndarray          # (3,) unit axis in this joint's frame
     ref: float                # joint value of the description's pose
 
+    def __post_init__(self) -> None:
+        # Rodrigues with the fixed rotation folded in: rot @ R(axis, a) = rot + sin a * rot K + (1 - cos a) * rot K^2
+        k = np.array([[0.0, -self.axis[2], self.axis[1]], [self.axis[2], 0.0, -self.axis[0]],
+                      [-self.axis[1], self.axis[0], 0.0]])
+        object.__setattr__(self, "_rot_k", self.rot @ k)
+        object.__setattr__(self, "_rot_k2", self.rot @ k @ k)
+        object.__setattr__(self, "_axis_in_prev", self.rot @ self.axis)
+
+    def moved_rotation(self, value: np.ndarray) -> np.ndarray:
+        """Orientation (..., 3, 3) of this joint's moved frame in the previous frame, for hinge angles (...)."""
+        s, c = np.sin(value)[..., None, None], np.cos(value)[..., None, None]
+        return self.rot + s * self._rot_k + (1.0 - c) * self._rot_k2
+
 
 @dataclass(frozen=True)
 class KinematicChain:
@@ -85,12 +98,12 @@ class KinematicChain:
         pos = np.zeros(batch + (3,))
         for i, joint in enumerate(self.joints):
             pos = pos + rot @ joint.pos
-            rot = rot @ joint.rot
             value = q[..., i] - joint.ref
             if joint.type == "hinge":
-                rot = rot @ _axis_angle(joint.axis, value)
+                rot = rot @ joint.moved_rotation(value)
             else:
-                pos = pos + (rot @ joint.axis) * value[..., None]
+                pos = pos + (rot @ joint._axis_in_prev) * value[..., None]
+                rot = rot @ joint.rot
         return pos + rot @ self.tip_pos, rot @ self.tip_rot
 
     def tip_position(self, q: np.ndarray) -> np.ndarray:
@@ -135,13 +148,6 @@ class KinematicChain:
             raise ChainError(f"{source}: field 'tip' must be a mapping with pos and quat")
         return cls(joints=tuple(joints), tip_name=str(tip.get("name", "tip")),
                    tip_pos=_vector(tip, "pos", 3, f"{source}: tip"), tip_rot=_rotation(tip, f"{source}: tip"))
-
-
-def _axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Rotation matrices (..., 3, 3) about a unit axis by angles (...) (Rodrigues)."""
-    k = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
-    s, c = np.sin(angle)[..., None, None], np.cos(angle)[..., None, None]
-    return np.eye(3) + s * k + (1.0 - c) * (k @ k)
 
 
 def _vector(raw: dict, field: str, size: int, where: str) -> np.ndarray:
