@@ -8,13 +8,14 @@ process share one DomainParticipant per domain.
 Several nodes in one process: add them to one :class:`DdsExecutor` (their callbacks then run one at a time on
 the spinning thread). Separate processes: each runs its own node and executor; DDS discovery connects them.
 """
+import itertools
 import logging
 import os
 import threading
 import time
 from typing import Any, Callable
 
-from cyclonedds.core import GuardCondition, Policy, Qos, ReadCondition, SampleState, ViewState, InstanceState, WaitSet
+from cyclonedds.core import DDSException, GuardCondition, Policy, Qos, ReadCondition, SampleState, ViewState, InstanceState, WaitSet
 from cyclonedds.domain import Domain, DomainParticipant
 from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
@@ -70,14 +71,30 @@ def default_domain_id() -> int:
     return domain_id
 
 
+_private_domains = itertools.count()
+
+
+def private_domain_id() -> int:
+    """A fresh domain id per call, derived from the pid so that concurrent processes (pytest-xdist workers,
+    other test runs) are unlikely to share it. For tests and isolated local runs; pair with local_only_config()."""
+    return 1 + (os.getpid() * 7 + next(_private_domains)) % 232
+
+
 class _DomainContext:
     """The process's one participant on a domain, with its topics (a topic name has one type per participant)."""
     _lock = threading.Lock()
     _contexts: dict[int, "_DomainContext"] = {}
 
     def __init__(self, domain_id: int, config: str | None):
-        # A Domain object pins the configuration; it must exist before the participant and outlive it.
-        self.domain = Domain(domain_id, config) if config is not None else None
+        # A Domain object pins the configuration; it must exist before the participant and outlive it. If this
+        # process already joined the domain (e.g. a test's own reader), that domain's configuration stays.
+        self.domain = None
+        if config is not None:
+            try:
+                self.domain = Domain(domain_id, config)
+            except DDSException as error:
+                if error.code != DDSException.DDS_RETCODE_PRECONDITION_NOT_MET:
+                    raise
         self.domain_id = domain_id
         self.participant = DomainParticipant(domain_id)
         self.topics: dict[str, Topic] = {}

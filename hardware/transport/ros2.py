@@ -1,0 +1,162 @@
+"""The node interface on rclpy, for robots with ROS 2 installed (this module imports rclpy only when used).
+
+A thin mapping: each call goes to the rclpy Node method of the same meaning; messages are converted field by field
+between our cyclonedds dataclasses (hardware/messages.py) and the generated ROS 2 classes (sensor_msgs.msg...),
+which have the same field names (checked against the ROS 2 definitions in tests/hardware/test_messages.py).
+"""
+import importlib
+from functools import lru_cache
+from typing import Any, Callable
+
+from cyclonedds.idl import IdlStruct
+from cyclonedds.idl._type_normalize import get_extended_type_hints
+from cyclonedds.idl.types import sequence
+
+from hardware.messages import ros_type_name
+from hardware.transport.base import QOS_DEFAULT, Durability, Executor, Node, NodeOptions, QoS, Reliability
+
+
+@lru_cache(maxsize=None)
+def ros_message_class(msg_type: type[IdlStruct]):
+    """The rosidl class for one of our types: sensor_msgs/msg/JointState -> sensor_msgs.msg.JointState."""
+    package, _, name = ros_type_name(msg_type).split("/")
+    return getattr(importlib.import_module(f"{package}.msg"), name)
+
+
+@lru_cache(maxsize=None)
+def _field_kinds(msg_type: type[IdlStruct]) -> dict[str, tuple[str, Any]]:
+    """Per field: ('struct', cls), ('structs', cls) for a sequence of structs, ('bytes', None), or ('plain', None)."""
+    kinds = {}
+    for name, hint in get_extended_type_hints(msg_type).items():
+        if isinstance(hint, type) and issubclass(hint, IdlStruct):
+            kinds[name] = ("struct", hint)
+        elif isinstance(hint, sequence) and isinstance(hint.subtype, type) and issubclass(hint.subtype, IdlStruct):
+            kinds[name] = ("structs", hint.subtype)
+        elif isinstance(getattr(msg_type(), name), bytes):
+            kinds[name] = ("bytes", None)
+        else:
+            kinds[name] = ("plain", None)
+    return kinds
+
+
+def to_ros(msg: IdlStruct, class_for: Callable[[type], Any] = ros_message_class) -> Any:
+    """Our message -> ROS message; `class_for` maps our type to a class taking the fields as keywords (rosidl's)."""
+    values = {}
+    for name, (kind, sub) in _field_kinds(type(msg)).items():
+        value = getattr(msg, name)
+        if kind == "struct":
+            value = to_ros(value, class_for)
+        elif kind == "structs":
+            value = [to_ros(v, class_for) for v in value]
+        values[name] = value
+    return class_for(type(msg))(**values)
+
+
+def from_ros(ros_msg: Any, msg_type: type[IdlStruct]) -> IdlStruct:
+    """ROS message -> our message of type `msg_type` (numpy arrays / array.array become lists or bytes)."""
+    values = {}
+    for name, (kind, sub) in _field_kinds(msg_type).items():
+        value = getattr(ros_msg, name)
+        if kind == "struct":
+            value = from_ros(value, sub)
+        elif kind == "structs":
+            value = [from_ros(v, sub) for v in value]
+        elif kind == "bytes":
+            value = bytes(value)
+        elif hasattr(value, "tolist"):  # numpy arrays (fixed-size) and array.array (sequences) in rclpy
+            value = value.tolist()
+        values[name] = value
+    return msg_type(**values)
+
+
+def ros_qos(qos: QoS):
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=qos.depth,
+        reliability=(ReliabilityPolicy.RELIABLE if qos.reliability is Reliability.RELIABLE
+                     else ReliabilityPolicy.BEST_EFFORT),
+        durability=(DurabilityPolicy.TRANSIENT_LOCAL if qos.durability is Durability.TRANSIENT_LOCAL
+                    else DurabilityPolicy.VOLATILE))
+
+
+class Ros2Publisher:
+    def __init__(self, publisher, msg_type: type[IdlStruct], topic: str):
+        self._publisher = publisher
+        self.msg_type = msg_type
+        self.topic = topic
+
+    def publish(self, msg: IdlStruct) -> None:
+        if not isinstance(msg, self.msg_type):
+            raise TypeError(f"publisher on {self.topic} carries {self.msg_type.__name__}, got {type(msg).__name__}")
+        self._publisher.publish(to_ros(msg))
+
+
+class Ros2Node(Node):
+    def __init__(self, options: NodeOptions):
+        import rclpy
+        from rclpy.node import Node as RclpyNode
+        from rclpy.parameter import Parameter
+
+        if not rclpy.ok():
+            rclpy.init()
+        self.name = options.name
+        self.namespace = options.namespace
+        overrides = [Parameter(k, value=v) for k, v in (options.parameters or {}).items()]
+        self._node = RclpyNode(options.name, namespace=options.namespace, parameter_overrides=overrides)
+
+    def create_publisher(self, msg_type, topic, qos=QOS_DEFAULT):
+        publisher = self._node.create_publisher(ros_message_class(msg_type), topic, ros_qos(qos))
+        return Ros2Publisher(publisher, msg_type, publisher.topic_name)
+
+    def create_subscription(self, msg_type, topic, callback, qos=QOS_DEFAULT):
+        return self._node.create_subscription(ros_message_class(msg_type), topic,
+                                              lambda ros_msg: callback(from_ros(ros_msg, msg_type)), ros_qos(qos))
+
+    def create_timer(self, period_s, callback):
+        timer = self._node.create_timer(period_s, callback)
+        timer.period_s = period_s
+        return timer
+
+    def declare_parameter(self, name, default):
+        return self._node.declare_parameter(name, default).value
+
+    def get_parameter(self, name):
+        return self._node.get_parameter(name).value
+
+    def now_ns(self) -> int:
+        return self._node.get_clock().now().nanoseconds
+
+    @property
+    def logger(self):
+        return self._node.get_logger()
+
+    def destroy(self) -> None:
+        self._node.destroy_node()
+
+
+class Ros2Executor(Executor):
+    """rclpy's SingleThreadedExecutor, spun in short rounds so that shutdown() (e.g. from a signal) ends spin()."""
+
+    def __init__(self, nodes: list[Ros2Node] = ()):
+        from rclpy.executors import SingleThreadedExecutor
+
+        self._executor = SingleThreadedExecutor()
+        self._stop = False
+        for node in nodes:
+            self.add_node(node)
+
+    def add_node(self, node: Ros2Node) -> None:
+        self._executor.add_node(node._node)
+
+    def spin(self) -> None:
+        import rclpy
+
+        while not self._stop and rclpy.ok():
+            self._executor.spin_once(timeout_sec=0.1)
+
+    def spin_once(self, timeout_s: float) -> None:
+        self._executor.spin_once(timeout_sec=timeout_s)
+
+    def shutdown(self) -> None:
+        self._stop = True
