@@ -1,6 +1,7 @@
 """MuJoCo implementation of `sim.backends.base.PhysicsBackend` on the scene of `sim.scene`."""
 from __future__ import annotations
 
+import atexit
 import weakref
 
 import mujoco
@@ -68,8 +69,7 @@ class MuJoCoBackend:
         self._n_fingers = len(self._grip_jnt)
         self._is_object_geom = m.geom_bodyid == self._obj_body
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
-        # Free GL contexts before interpreter shutdown tears EGL down, also for envs nobody closed.
-        weakref.finalize(self, _close_renderers, self._renderers)
+        weakref.finalize(self, _close_renderers, self._renderers)   # GL contexts go with the backend
         self._quat = np.zeros(4)
 
     # --- state -------------------------------------------------------------------------------
@@ -180,7 +180,12 @@ class MuJoCoBackend:
     def render(self, width: int, height: int, camera: str = scene.CAMERA_NAME) -> np.ndarray:
         renderer = self._renderers.get((width, height))
         if renderer is None:
+            first = not self._renderers
             renderer = self._renderers[(width, height)] = mujoco.Renderer(self.model, height, width)
+            if first:
+                # Also at interpreter exit, for backends nobody closed: registered after the GL backend's own
+                # teardown (atexit runs last-registered first), so the contexts go while EGL/OSMesa still works.
+                atexit.register(_close_renderers, self._renderers)
         renderer.update_scene(self.data, camera=camera)
         return renderer.render()
 

@@ -152,3 +152,26 @@ def test_pybullet_backend_through_the_same_api():
     assert obs["state"].shape == mj_obs.shape and obs["pixels"].shape == (3, 24, 24) and obs["pixels"].std() > 5
     np.testing.assert_allclose(obs["state"], mj_obs, atol=1e-3)   # same seed, same start in both engines
     env.close()
+
+
+@pytest.mark.parametrize("obs_type", ["state", "state+pixels"])
+def test_gymnasium_env_checker_passes(obs_type):
+    from gymnasium.utils.env_checker import check_env
+    env = gym.make("robot_rl/panda-pick-sparse-v0", obs_type=obs_type, render_size=16, render_mode="rgb_array")
+    check_env(env.unwrapped, skip_render_check=False)
+    env.close()
+
+
+def test_a_robot_config_file_plugs_in(tmp_path):
+    from sim.robot import ROBOTS_DIR
+    text = (ROBOTS_DIR / "panda.yaml").read_text()
+    text = text.replace("name: panda", "name: my_panda").replace(
+        "../assets/panda/panda.xml", str((ROBOTS_DIR / "../assets/panda/panda.xml").resolve()))
+    (tmp_path / "my_panda.yaml").write_text(text.replace("max_joint_step: 0.05", "max_joint_step: 0.02"))
+    env = gym.make("robot_rl/panda-reach-v0", robot=str(tmp_path / "my_panda.yaml"))
+    env.reset(seed=0)
+    u = env.unwrapped
+    before = u.last_joint_targets.copy()
+    env.step(np.array([1.0] * 7 + [1.0]))
+    np.testing.assert_allclose(u.last_joint_targets - before, 0.02)
+    assert u.robot.name == "my_panda"
