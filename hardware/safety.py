@@ -16,24 +16,26 @@ two commands that left
                                                          starts inside it, and widens no further than that)
   velocity      |q - q_prev| <= v_max * dt
   acceleration  |q - 2 q_prev + q_prev2| <= a_max * dt^2
-  step          |q - measured_q| <= max_step_from_measured
+  step          |q - measured_q| <= max_step_from_measured   (measured_q: the latest finite joint state given,
+                                                              stale or not)
 whatever the input (NaN, inf, huge values, wrong length, stale or missing observations, clock jumps). The first
-three together are always satisfiable because the filter also keeps every joint able to brake to rest before
-its position limit (v^2 / 2a <= distance left). When the step rule cannot be met together with the other three
-(the arm is not where it was commanded: blocked, pushed, or a sensor fault), no command leaves (positions None:
-the controller keeps its last target), and the filter latches FAULT_TRACKING until `reset()`.
+three together are always satisfiable because the filter also keeps every joint able to brake to rest (braking
+at a_max) before its position limit and before the edge of the max-step band around the measured position.
+When the step rule still cannot be met (the measured arm jumped away from the commands: blocked, pushed, or a
+sensor fault), no command leaves (positions None: the controller keeps its last target), and the filter latches
+FAULT_TRACKING until `reset()`; a reset after a fault starts a new command stream from the measured state.
 
 Hold means "stop as fast as the acceleration limits allow, then stay": the command brakes to rest (at most
 v_max / a_max seconds, 0.29 s for the Panda at full speed) rather than jumping to a halt, since a jump would be
 a command outside the acceleration limits.
 
-Workspace box (choice: scale the step back, not hold): when the command would take the tool point out of the box,
-the step is scaled back along the straight joint-space segment from the braking command (the command with the
-smallest step the limits allow) to the clipped command, to the largest fraction that keeps the tool point no
-further outside the box than the braking command's (inside, when the arm is inside). An arm that starts outside
-may move only in ways that bring the tool point no further out. The braking command itself is always allowed:
-the box cannot stop the arm faster than its acceleration limits do, so a fast approach may overshoot the wall by
-its braking distance.
+Workspace box (choice: scale the step back, not hold): the tool point must stay in an axis-aligned box. A
+command is accepted when the whole braking path that would follow it (the commands a hold would send, the step
+shrinking by a_max dt^2 per period) keeps the tool point in the box; otherwise the step is scaled back along the
+straight joint-space segment from the braking command (the smallest step the limits allow) to the clipped
+command, to the largest fraction that passes (resolution `workspace_resolution` of the step). So the arm slows
+down before the wall and stops at it, and a hold never carries it out. The box is checked at the commands sent
+(not between them). An arm that starts outside may only move so that its braking path gets no further out.
 
 Start ramp: the velocity limit scales linearly from 0 to v_max over `ramp_time_s` after start and after each
 reset (never forcing a deceleration harder than a_max).

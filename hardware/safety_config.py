@@ -161,15 +161,13 @@ class SafetyConfig:
     workspace_resolution: float = 4e-3      # fraction of a step the workspace search resolves (1/256: 2 FK batches)
 
     def __post_init__(self) -> None:
-        checks = {"control_period_s": self.control_period_s > 0, "position_margin": self.position_margin >= 0,
-                  "max_step_from_measured": self.max_step_from_measured > 0,
-                  "observation_timeout_s": self.observation_timeout_s > 0,
-                  "future_stamp_tolerance_s": self.future_stamp_tolerance_s >= 0,
-                  "ramp_time_s": self.ramp_time_s >= 0,
-                  "workspace_resolution": 0 < self.workspace_resolution < 1}
-        for name, ok in checks.items():
+        rules = {"control_period_s": lambda v: v > 0, "position_margin": lambda v: v >= 0,
+                 "max_step_from_measured": lambda v: v > 0, "observation_timeout_s": lambda v: v > 0,
+                 "future_stamp_tolerance_s": lambda v: v >= 0, "ramp_time_s": lambda v: v >= 0,
+                 "workspace_resolution": lambda v: 0 < v < 1}
+        for name, ok in rules.items():
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value) or not ok:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or not ok(value):
                 raise SafetyConfigError(f"safety config: {name!r} has invalid value {value!r}")
 
     def to_dict(self) -> dict[str, float]:
