@@ -154,6 +154,7 @@ def test_pybullet_backend_through_the_same_api():
     env.close()
 
 
+@pytest.mark.filterwarnings("ignore:.*observation space m")   # the state Box is unbounded on purpose
 @pytest.mark.parametrize("obs_type", ["state", "state+pixels"])
 def test_gymnasium_env_checker_passes(obs_type):
     from gymnasium.utils.env_checker import check_env
