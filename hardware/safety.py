@@ -234,7 +234,8 @@ class SafetyFilter:
             return self._latch(SafetyStatus.FAULT_TRACKING, (
                 f"arm too far from the commands: measured {_fmt(self._measured)}, last command {_fmt(self._prev)}, "
                 f"max step {self.config.max_step_from_measured} rad"))
-        q = np.clip(target, lo, np.maximum(lo, hi))   # lo > hi only by rounding here
+        hi = np.maximum(lo, hi)                        # lo > hi only by rounding here
+        q = np.clip(target, lo, hi)
         limited = flags_of(target, q) if hold is None else Limit.NONE
 
         if self.limits.workspace is not None:
@@ -298,12 +299,13 @@ class SafetyFilter:
         rules = {
             Limit.POSITION: (self._lower, self._upper),
             Limit.VELOCITY: (q - self._vstep, q + self._vstep),
-            Limit.RAMP: (q - vstep, q + vstep),
             Limit.ACCELERATION: (q + d - self._astep, q + d + self._astep),
             Limit.BRAKING: (q - self._braking_reach(stop_lo, q), q + self._braking_reach(q, stop_hi)),
             Limit.STEP: (self._measured - self.config.max_step_from_measured,
                          self._measured + self.config.max_step_from_measured),
         }
+        if ramp < 1.0:
+            rules[Limit.RAMP] = (q - vstep, q + vstep)
         # Rules on the command stream alone are always satisfiable (the braking rule keeps them so); only the
         # measured state can make the set empty: a jump of the arm away from the commands (tracking fault).
         stream_rules = [r for flag, r in rules.items() if flag not in (Limit.STEP, Limit.BRAKING)]
