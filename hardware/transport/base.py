@@ -118,6 +118,14 @@ class Node(ABC):
         """Has debug/info/warning/error(msg: str)."""
 
     @abstractmethod
+    def publisher_info(self, topic: str) -> list[tuple[str, QoS]]:
+        """(ROS type name, QoS) of every publisher currently discovered on `topic` (any process)."""
+
+    @abstractmethod
+    def request_shutdown(self) -> None:
+        """Ask the executor spinning this node to stop (what rclpy.shutdown() in a callback does)."""
+
+    @abstractmethod
     def destroy(self) -> None: ...
 
 

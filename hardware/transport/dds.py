@@ -16,6 +16,7 @@ import time
 from typing import Any, Callable
 
 from cyclonedds.core import DDSException, GuardCondition, Policy, Qos, ReadCondition, SampleState, ViewState, InstanceState, WaitSet
+from cyclonedds.builtin import BuiltinDataReader, BuiltinTopicDcpsPublication
 from cyclonedds.domain import Domain, DomainParticipant
 from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
@@ -38,6 +39,14 @@ def dds_topic_name(ros_topic: str) -> str:
     return f"{ROS_TOPIC_PREFIX}{ros_topic}"
 
 
+def ros_type_name_of_dds(dds_type_name: str) -> str:
+    """'sensor_msgs::msg::dds_::JointState_' -> 'sensor_msgs/msg/JointState' (other names are returned as-is)."""
+    parts = dds_type_name.split("::")
+    if len(parts) == 4 and parts[2] == "dds_":
+        return f"{parts[0]}/{parts[1]}/{parts[3].removesuffix('_')}"
+    return dds_type_name
+
+
 def dds_qos(qos: QoS) -> Qos:
     """cyclonedds QoS for a ROS 2 QoS profile; XCDR1 only, as rmw_cyclonedds announces."""
     reliability = (Policy.Reliability.Reliable(max_blocking_time=duration(milliseconds=100))
@@ -46,6 +55,15 @@ def dds_qos(qos: QoS) -> Qos:
                   else Policy.Durability.Volatile)
     return Qos(reliability, durability, Policy.History.KeepLast(qos.depth),
                Policy.DataRepresentation(use_cdrv0_representation=True))
+
+
+def qos_from_dds(qos: Qos) -> QoS:
+    """Our QoS profile for a discovered DDS QoS (the inverse of dds_qos on the three settings ROS 2 uses)."""
+    reliable = not any(p == Policy.Reliability.BestEffort for p in qos)
+    latched = any(p == Policy.Durability.TransientLocal for p in qos)
+    depth = next((p.depth for p in qos if isinstance(p, Policy.History.KeepLast)), 1)
+    return QoS(Reliability.RELIABLE if reliable else Reliability.BEST_EFFORT,
+               Durability.TRANSIENT_LOCAL if latched else Durability.VOLATILE, max(1, depth))
 
 
 def local_only_config(max_participants: int = 32) -> str:
@@ -99,6 +117,17 @@ class _DomainContext:
         self.participant = DomainParticipant(domain_id)
         self.topics: dict[str, Topic] = {}
         self.topic_lock = threading.Lock()
+        self._publications = None
+
+    def publications(self) -> list:
+        """Discovered DCPSPublication samples of live writers (own process included)."""
+        with self.topic_lock:
+            if self._publications is None:
+                reader = BuiltinDataReader(self.participant, BuiltinTopicDcpsPublication)
+                alive = ReadCondition(reader, SampleState.Any | ViewState.Any | InstanceState.Alive)
+                self._publications = (reader, alive)
+            reader, alive = self._publications
+            return reader.read(N=100_000, condition=alive)
 
     @classmethod
     def get(cls, domain_id: int, config: str | None = None) -> "_DomainContext":
@@ -241,6 +270,15 @@ class DdsNode(Node):
 
     def now_ns(self) -> int:
         return time.time_ns()
+
+    def publisher_info(self, topic: str) -> list[tuple[str, QoS]]:
+        name = dds_topic_name(self.resolve(topic))
+        return [(ros_type_name_of_dds(sample.type_name), qos_from_dds(sample.qos))
+                for sample in self.context.publications() if sample.topic_name == name]
+
+    def request_shutdown(self) -> None:
+        for executor in list(self._executors):
+            executor.shutdown()
 
     @property
     def logger(self) -> logging.Logger:

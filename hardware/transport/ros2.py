@@ -104,6 +104,7 @@ class Ros2Node(Node):
         self.namespace = options.namespace
         overrides = [Parameter(k, value=v) for k, v in (options.parameters or {}).items()]
         self._node = RclpyNode(options.name, namespace=options.namespace, parameter_overrides=overrides)
+        self.shutdown_requested = False
 
     def create_publisher(self, msg_type, topic, qos=QOS_DEFAULT):
         publisher = self._node.create_publisher(ros_message_class(msg_type), topic, ros_qos(qos))
@@ -127,6 +128,19 @@ class Ros2Node(Node):
     def now_ns(self) -> int:
         return self._node.get_clock().now().nanoseconds
 
+    def publisher_info(self, topic: str) -> list[tuple[str, QoS]]:
+        from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+
+        infos = self._node.get_publishers_info_by_topic(self._node.resolve_topic_name(topic))
+        return [(info.topic_type, QoS(
+            Reliability.BEST_EFFORT if info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+            else Reliability.RELIABLE,
+            Durability.TRANSIENT_LOCAL if info.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
+            else Durability.VOLATILE, max(1, info.qos_profile.depth))) for info in infos]
+
+    def request_shutdown(self) -> None:
+        self.shutdown_requested = True
+
     @property
     def logger(self):
         return self._node.get_logger()
@@ -142,17 +156,19 @@ class Ros2Executor(Executor):
         from rclpy.executors import SingleThreadedExecutor
 
         self._executor = SingleThreadedExecutor()
+        self._nodes: list[Ros2Node] = []
         self._stop = False
         for node in nodes:
             self.add_node(node)
 
     def add_node(self, node: Ros2Node) -> None:
         self._executor.add_node(node._node)
+        self._nodes.append(node)
 
     def spin(self) -> None:
         import rclpy
 
-        while not self._stop and rclpy.ok():
+        while not self._stop and rclpy.ok() and not any(n.shutdown_requested for n in self._nodes):
             self._executor.spin_once(timeout_sec=0.1)
 
     def spin_once(self, timeout_s: float) -> None:
