@@ -54,6 +54,8 @@ def run_node(default_name: str, logic: Callable[[Node], Any], argv: Sequence[str
     """
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s] %(message)s")
     options = parse_node_args(sys.argv[1:] if argv is None else argv, default_name)
+    if options.log_level:
+        logging.getLogger().setLevel(options.log_level)
     node = create_node(options, transport)
     executor = create_executor(node)
     previous = {sig: signal.signal(sig, lambda *_: executor.shutdown()) for sig in (signal.SIGINT, signal.SIGTERM)}

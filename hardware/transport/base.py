@@ -171,6 +171,7 @@ class NodeOptions:
     name: str
     namespace: str = "/"
     parameters: dict[str, Any] | None = None
+    log_level: str | None = None
 
 
 def coerce_parameter(node: str, name: str, default: Any, value: Any) -> Any:
@@ -198,8 +199,8 @@ def _parse_value(text: str) -> Any:
     return yaml.safe_load(text)
 
 
-def load_params_file(path: str | os.PathLike, node_name: str) -> dict[str, Any]:
-    """Parameters for `node_name` from a ROS 2 params YAML ({node or /**: {ros__parameters: {...}}})."""
+def load_params_file(path: str | os.PathLike, node_name: str, namespace: str = "/") -> dict[str, Any]:
+    """Parameters for a node from a ROS 2 params YAML ({/** | node | /ns/node: {ros__parameters: {...}}})."""
     import yaml
 
     path = Path(path)
@@ -210,7 +211,8 @@ def load_params_file(path: str | os.PathLike, node_name: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping '<node name>: {{ros__parameters: {{...}}}}'")
     params: dict[str, Any] = {}
-    for key in ("/**", node_name, "/" + node_name):  # wildcard first, the node's own entries win
+    full_name = f"/{namespace.strip('/')}/{node_name}" if namespace.strip("/") else f"/{node_name}"
+    for key in dict.fromkeys(("/**", node_name, "/" + node_name, full_name, full_name[1:])):  # wildcard first
         section = data.get(key)
         if section is None:
             continue
@@ -245,12 +247,14 @@ def parse_node_args(argv: Sequence[str], default_name: str) -> NodeOptions:
         if arg == "--ros-args" or arg == "--":
             i += 1
             continue
-        if arg in ("-p", "--param", "-r", "--remap", "--params-file"):
+        if arg in ("-p", "--param", "-r", "--remap", "--params-file", "--log-level"):
             if i + 1 >= len(args):
                 raise ValueError(f"{arg} needs a value")
             value = args[i + 1]
             if arg == "--params-file":
                 params_files.append(value)
+            elif arg == "--log-level":
+                options.log_level = value.split(":")[-1].upper()
             elif arg in ("-r", "--remap"):
                 key, _, target = value.partition(":=")
                 if key == "__node" or key == "__name":
@@ -274,6 +278,6 @@ def parse_node_args(argv: Sequence[str], default_name: str) -> NodeOptions:
         raise ValueError(f"unexpected argument {arg!r}; expected name:=value, -p name:=value or --params-file FILE")
     file_params: dict[str, Any] = {}
     for path in params_files:
-        file_params.update(load_params_file(path, options.name))
+        file_params.update(load_params_file(path, options.name, options.namespace))
     options.parameters = {**file_params, **options.parameters}  # command-line -p beats files, as in ROS 2
     return options

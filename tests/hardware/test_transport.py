@@ -229,7 +229,7 @@ def _env(domain_id):
 
 def test_node_in_another_process_with_ros_args_and_clean_sigterm(domain, tmp_path):
     params = tmp_path / "params.yaml"
-    params.write_text("talker2:\n  ros__parameters:\n    rate_hz: 50.0\n    joints: [x, y, z]\n")
+    params.write_text("/left/talker2:\n  ros__parameters:\n    rate_hz: 50.0\n    joints: [x, y, z]\n")
     proc = subprocess.Popen([sys.executable, "-c", PUBLISHER_SCRIPT, "--ros-args", "-r", "__node:=talker2",
                              "-r", "__ns:=/left", "--params-file", str(params), "-p", "rate_hz:=100"],
                             env=_env(domain), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -288,8 +288,10 @@ def test_command_line_parsing(tmp_path):
     params = tmp_path / "p.yaml"
     params.write_text("/**:\n  ros__parameters:\n    a: 1\n    b: 2\nnode:\n  ros__parameters:\n"
                       "    b: 3\n    nested: {x: 1.5}\n")
-    options = parse_node_args(["--ros-args", "--params-file", str(params), "-p", "a:=[1, 2]", "c:=hello"], "node")
+    options = parse_node_args(["--ros-args", "--params-file", str(params), "-p", "a:=[1, 2]", "c:=hello",
+                               "--log-level", "debug"], "node")
     assert options.parameters == {"a": [1, 2], "b": 3, "nested.x": 1.5, "c": "hello"}
+    assert options.log_level == "DEBUG"
     with pytest.raises(ValueError, match="unexpected argument '--bogus'"):
         parse_node_args(["--bogus"], "node")
     bad = tmp_path / "bad.yaml"

@@ -1,0 +1,50 @@
+"""The rclpy adapter without ROS 2: its generic field-by-field conversion, exercised with the rosbags ROS 2
+classes standing in for the rosidl ones (same field names; numpy arrays where rclpy has numpy/array.array),
+and the transport choice. Ros2Node itself needs rclpy and is only checked to fail clearly here."""
+import numpy as np
+import pytest
+from rosbags.typesys import Stores, get_typestore
+
+from hardware import messages as m
+from hardware.transport import choose_transport, create_node
+from hardware.transport.base import NodeOptions
+from hardware.transport.ros2 import from_ros, to_ros
+from tests.hardware.test_messages import _plain, _random_message
+
+STORE = get_typestore(Stores.ROS2_JAZZY)
+
+
+def rosbags_class(msg_type):
+    return STORE.types[m.ros_type_name(msg_type)]
+
+
+@pytest.mark.parametrize("msg_type", m.MESSAGE_TYPES, ids=lambda t: t.__name__)
+def test_from_ros_then_our_cdr_equals_theirs(msg_type):
+    ros_name = m.ros_type_name(msg_type)
+    rng = np.random.default_rng(7)
+    for _ in range(10):
+        theirs = _random_message(STORE, ros_name, rng)
+        ours = from_ros(theirs, msg_type)
+        assert type(ours) is msg_type
+        assert ours.serialize() == bytes(STORE.serialize_cdr(theirs, ros_name))
+
+
+@pytest.mark.parametrize("msg_type", m.MESSAGE_TYPES, ids=lambda t: t.__name__)
+def test_to_ros_keeps_every_field(msg_type):
+    rng = np.random.default_rng(8)
+    ours = msg_type.deserialize(bytes(STORE.serialize_cdr(_random_message(STORE, m.ros_type_name(msg_type), rng),
+                                                          m.ros_type_name(msg_type))))
+    theirs = to_ros(ours, rosbags_class)
+    assert type(theirs) is rosbags_class(msg_type)
+    assert _plain(theirs) == _plain(ours)
+    assert from_ros(theirs, msg_type) == ours
+
+
+def test_transport_choice_without_ros2(monkeypatch):
+    monkeypatch.delenv("ROBOT_RL_TRANSPORT", raising=False)
+    assert choose_transport() == "dds"  # no rclpy on this machine
+    monkeypatch.setenv("ROBOT_RL_TRANSPORT", "zenoh")
+    with pytest.raises(ValueError, match="transport 'zenoh': expected one of"):
+        choose_transport()
+    with pytest.raises(ImportError, match="rclpy"):
+        create_node(NodeOptions("n"), transport="ros2")
