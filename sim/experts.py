@@ -1,11 +1,11 @@
 """Scripted experts for reach, push and pick-and-place: the demonstrations for MoDem come from them.
 
 Engine-independent: they read the simulator state through the backend interface (end-effector pose, object
-pose, gripper width, contacts) and invert kinematics with a damped least-squares step on a Jacobian taken by
-finite differences of `backend.forward_kinematics`, so the same code drives MuJoCo and PyBullet. They are
+pose, gripper width, contacts) and invert kinematics with sim.ik (a damped least-squares step on a Jacobian taken
+by finite differences of `backend.forward_kinematics`), so the same code drives MuJoCo and PyBullet. They are
 stateless (each action depends only on the present state), so they can take over mid-episode.
 
-Usage: `expert = Expert(env); action = expert(env)`, or `expert_action(env)`.
+Usage: `expert = Expert(env); action = expert(env)`, or `expert_action(env)`; `evaluate_expert(task)` for success rates.
 """
 from __future__ import annotations
 
