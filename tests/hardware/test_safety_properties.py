@@ -35,6 +35,8 @@ command = st.one_of(
     st.tuples(st.just("abs"), st.lists(st.sampled_from([1e308, -1e308, 0.0]), min_size=3, max_size=3)),
     st.tuples(st.just("abs"), st.lists(finite, min_size=0, max_size=5).filter(lambda v: len(v) != 3)),
     st.tuples(st.just("none"), st.none()),
+    st.tuples(st.just("same"), st.none()),     # the previous command again: lets the arm travel far
+    st.tuples(st.just("same"), st.none()),
 )
 # The arm: tracks the last command (exactly or with noise), is somewhere else, or reports garbage.
 measured = st.one_of(
@@ -104,10 +106,10 @@ def _is_vector(value, n) -> bool:
 
 
 def _run(flt: SafetyFilter, checker: InvariantChecker, q0, steps, dq0=None):
-    """Feed a scenario; yield (input step, output, last command before it, tracking) after checking each."""
+    """Feed a scenario; yield (input step, command sent, output, whether the arm tracks) after checking each."""
     t = 100 * NS
     last = np.asarray(q0, float)
-    first = True
+    first, cmd = True, None
     for s in steps:
         event = s["event"]
         if event == "estop_on":
@@ -117,7 +119,10 @@ def _run(flt: SafetyFilter, checker: InvariantChecker, q0, steps, dq0=None):
         elif event == "reset":
             assert flt.reset() == (not flt._estop_input)
         kind, value = s["command"]
-        cmd = None if kind == "none" else (last + np.asarray(value) if kind == "rel" else value)
+        if kind != "same":
+            cmd = None if kind == "none" else (last + np.asarray(value) if kind == "rel" else value)
+        elif first:
+            cmd = last
         mkind, mvalue = ("track", None) if first else s["measured"]
         meas = mvalue if mkind == "abs" else last + np.asarray(mvalue if mkind == "noisy" else 0.0)
         t += s["dt_ns"]
@@ -125,7 +130,7 @@ def _run(flt: SafetyFilter, checker: InvariantChecker, q0, steps, dq0=None):
         checker.see_measured(meas, dq)
         out = flt.filter(cmd, meas, dq, t - s["age_ns"], t)
         checker.check(out)
-        yield s, out, last, mkind == "track"
+        yield s, cmd, out, mkind == "track"
         if out.positions is not None:
             last = out.positions
         first = False
@@ -137,7 +142,7 @@ def _run(flt: SafetyFilter, checker: InvariantChecker, q0, steps, dq0=None):
 def test_no_command_outside_the_limits_whatever_the_input(q0, dq0, steps, ramp):
     flt = SafetyFilter(limits3(), config(position_margin=MARGIN, max_step_from_measured=MAX_STEP, ramp_time_s=ramp))
     checker = InvariantChecker(LOWER, UPPER, VEL, ACC, DT, MAX_STEP, MARGIN)
-    for s, out, _, _ in _run(flt, checker, q0, steps, dq0=dq0):
+    for s, _, out, _ in _run(flt, checker, q0, steps, dq0=dq0):
         if out.positions is None:
             assert out.status in (SafetyStatus.NOT_READY, SafetyStatus.FAULT_TRACKING), out
         assert flt.counters[out.status.value] >= 1
@@ -149,9 +154,8 @@ def test_bad_commands_stale_data_and_clock_problems_never_pass_and_hold_brakes(q
     flt = SafetyFilter(limits3(), config(position_margin=MARGIN, max_step_from_measured=MAX_STEP))
     checker = InvariantChecker(LOWER, UPPER, VEL, ACC, DT, MAX_STEP, MARGIN)
     prev_step, streaming = np.zeros(3), False
-    for i, (s, out, last, tracking) in enumerate(_run(flt, checker, q0, steps)):
-        kind, value = s["command"]
-        bad_command = kind == "none" or not _is_vector(value, 3)
+    for i, (s, cmd, out, tracking) in enumerate(_run(flt, checker, q0, steps)):
+        bad_command = cmd is None or not _is_vector(cmd, 3)
         if bad_command or s["age_ns"] > TIMEOUT_NS or (s["dt_ns"] <= 0 and i > 0):
             assert out.status not in PASSED, (s, out)
         if out.status.holding and tracking and streaming:
@@ -170,7 +174,7 @@ def test_estop_latches_until_released_and_reset(q0, steps, press_at):
     if press_at < len(steps):
         steps[press_at] = dict(steps[press_at], event="estop_on")
     latched = False
-    for i, (s, out, _, _) in enumerate(_run(flt, checker, q0, steps)):
+    for i, (s, _, out, _) in enumerate(_run(flt, checker, q0, steps)):
         latched = (latched or i == press_at) and not (s["event"] == "reset" and not flt._estop_input and i != press_at)
         if latched:
             assert out.status in (SafetyStatus.HOLD_ESTOP, SafetyStatus.NOT_READY, SafetyStatus.FAULT_TRACKING)
@@ -209,10 +213,11 @@ def panda_limits():
 @settings(max_examples=max(EXAMPLES // 4, 10), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
 @given(noise=st.lists(st.floats(-0.05, 0.05), min_size=7, max_size=7),
-       targets=st.lists(st.one_of(st.lists(st.floats(-3, 3), min_size=7, max_size=7), st.none(),
-                                  st.just([float("nan")] * 7)), min_size=5, max_size=60),
+       segments=st.lists(st.tuples(st.one_of(st.lists(st.floats(-3, 3), min_size=7, max_size=7), st.none(),
+                                             st.just([float("nan")] * 7)), st.integers(1, 40)),
+                         min_size=1, max_size=5),
        hz=st.sampled_from([50.0, 100.0]))
-def test_panda_tool_point_never_leaves_the_workspace_box(panda_limits, noise, targets, hz):
+def test_panda_tool_point_never_leaves_the_workspace_box(panda_limits, noise, segments, hz):
     robot, limits = panda_limits
     flt = SafetyFilter(limits, SafetyConfig(control_period_s=1 / hz, ramp_time_s=0.2))
     q = np.array(robot.home_qpos) + np.asarray(noise)
@@ -221,6 +226,7 @@ def test_panda_tool_point_never_leaves_the_workspace_box(panda_limits, noise, ta
     checker = InvariantChecker(limits.lower, limits.upper, limits.velocity, limits.acceleration, 1 / hz,
                                flt.config.max_step_from_measured, flt.config.position_margin)
     t = 10 * NS
+    targets = [target for target, periods in segments for _ in range(periods)]   # each held a while
     for target in targets:
         t += int(NS / hz)
         checker.see_measured(q)
