@@ -39,6 +39,9 @@ class PlannerConfig:
     # no randomness, so an exported planner is deterministic given its noise inputs. value_std_coef > 0 is
     # MoDem-V2's pessimistic value.
     value_std_coef: float = 0.0
+    # MoDem-V2 exploration centering (robot_rl/modem.py): > 0 starts every solve from the policy prior's own
+    # plan (its deterministic actions rolled through the dynamics) and samples around it with at most this std.
+    center_std: float = 0.0
 
 
 @dataclass
@@ -115,6 +118,8 @@ def check_planner(cfg: PlannerConfig) -> None:
         raise ValueError(f"planner.elites={cfg.elites}; expected 0 < elites <= planner.samples={cfg.samples}")
     if cfg.horizon < 1 or cfg.iterations < 1:
         raise ValueError(f"planner.horizon={cfg.horizon}, planner.iterations={cfg.iterations}; expected >= 1")
+    if not 0 <= cfg.center_std <= cfg.max_std:
+        raise ValueError(f"planner.center_std={cfg.center_std}; expected 0 (off) <= center_std <= max_std")
     if not 0 < cfg.min_std <= cfg.max_std or not math.isfinite(cfg.max_std):
         raise ValueError(f"planner.min_std={cfg.min_std}, max_std={cfg.max_std}; expected 0 < min_std <= max_std")
 

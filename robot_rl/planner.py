@@ -12,6 +12,8 @@ tensors so the same code runs in training, in evaluation, and exported to ONNX:
 - Shapes are fixed by the config; no Python branch depends on tensor values, loops have static lengths.
 - Trajectory value: sum of discounted predicted rewards + discounted value of the last latent, where the
   value is the mean over ALL Q heads minus `value_std_coef` x their std (see PlannerConfig).
+- `center_std > 0` (MoDem-V2 exploration centering): the sampling mean starts at the policy prior's
+  deterministic plan instead of the warm start, and the std is capped at `center_std` (a config branch only).
 """
 from __future__ import annotations
 
@@ -73,7 +75,16 @@ def plan(model: WorldModel, obs: dict[str, torch.Tensor], prev_mean: torch.Tenso
 
     shifted = torch.cat([prev_mean[:, 1:], torch.zeros_like(prev_mean[:, :1])], dim=1)
     mean = torch.where(is_first.reshape(b, 1, 1).bool(), torch.zeros_like(shifted), shifted)
-    std = torch.full_like(mean, cfg.max_std)
+    max_std = cfg.max_std
+    if cfg.center_std > 0:
+        centre, zc = [], z
+        for t in range(h):
+            _, a, _ = model.pi(zc, torch.zeros_like(zc[..., :a_dim]))  # deterministic action; no hidden RNG
+            centre.append(a)
+            if t < h - 1:
+                zc = model.next(zc, a)
+        mean, max_std = torch.stack(centre, dim=1), cfg.center_std
+    std = torch.full_like(mean, max_std)
     zs = z[:, None].expand(b, s, latent)
     score = elite_actions = None
     for i in range(cfg.iterations):
@@ -86,7 +97,7 @@ def plan(model: WorldModel, obs: dict[str, torch.Tensor], prev_mean: torch.Tenso
         score = torch.softmax(cfg.temperature * elite_value, dim=1)  # exp(T (v - max)), normalised
         w = score[:, :, None, None]
         mean = (w * elite_actions).sum(1)
-        std = ((w * (elite_actions - mean[:, None]).pow(2)).sum(1)).sqrt().clamp(cfg.min_std, cfg.max_std)
+        std = ((w * (elite_actions - mean[:, None]).pow(2)).sum(1)).sqrt().clamp(min(cfg.min_std, max_std), max_std)
 
     choice = torch.argmax(torch.log(score + 1e-20) + select_noise, dim=1)  # Gumbel-max: sample an elite by score
     first = elite_actions[:, :, 0]  # (B, K, A)
