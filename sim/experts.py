@@ -77,7 +77,7 @@ class Expert:
         behind = obj[:2] - d * offset
         rel = ee[:2] - obj[:2]
         along, lateral = float(rel @ d), float(rel @ np.array([-d[1], d[0]]))
-        low = ee[2] < PUSH_HEIGHT + 0.015
+        low = ee[2] < PUSH_HEIGHT + 0.02     # fingertips well below the cube top
         yaw, closed = 0.0, -1.0
         if dist < 0.015 and along < 0:
             return ee.copy(), yaw, closed, MAX_POS_STEP                     # there: stop pushing
