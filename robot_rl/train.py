@@ -9,12 +9,13 @@ device and thread count, reproduces the uninterrupted run exactly.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from robot_rl.agent_config import AgentConfig
+from robot_rl.modem_config import ModemConfig
 
 
 @dataclass
@@ -36,6 +37,8 @@ class Config(AgentConfig):
     checkpoint_every: int = 10_000     # environment steps between checkpoints (taken at the next episode end)
     progress: bool = True              # tqdm bar
     tensorboard: bool = True
+    demos: str = ""                    # demonstrations folder: train with MoDem's three phases (robot_rl/modem.py)
+    modem: ModemConfig = field(default_factory=ModemConfig)
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -79,6 +82,15 @@ def train(config: Config) -> dict | None:
     rng = np.random.default_rng(config.seed)
     buffer = ReplayBuffer(config.buffer_size, info.obs_spec, info.action_dim, agent_cfg.horizon, seed=config.seed)
     seed_steps = config.seed_steps or max(1000, 5 * info.episode_length)
+    modem = None
+    if config.demos:
+        from robot_rl.modem import Modem
+
+        try:
+            modem = Modem(config.modem, config.demos, agent, info, config.seed, seed_steps)
+        except ValueError as err:
+            print(f"robot-rl train: {err}")
+            return None
     step = episode = 0
     update_credit = 0.0
     last_eval: dict = {}
@@ -108,6 +120,10 @@ def train(config: Config) -> dict | None:
         print(f"no checkpoint in {out}; starting a new run")
     atomic_write_bytes(out / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False).encode())
     log = RunLog(out, resume_step=step if step else None, tensorboard=config.tensorboard)
+    if modem is not None and step == 0:  # MoDem phase 1: behaviour cloning on the demos
+        bc = modem.pretrain_policy(progress=config.progress)
+        if bc:
+            print(f"behaviour cloning on {modem.num_demos} demos: {len(bc)} steps, loss {bc[0]:.4f} -> {bc[-1]:.4f}")
 
     def checkpoint() -> None:
         buffer.save(buffer_path)
@@ -126,9 +142,10 @@ def train(config: Config) -> dict | None:
         t_episode, step_episode = time.perf_counter(), step
         while not done:
             if step < seed_steps:
-                action = rng.uniform(-1.0, 1.0, info.action_dim).astype(np.float32)
+                action = (modem.seed_action(obs) if modem else
+                          rng.uniform(-1.0, 1.0, info.action_dim).astype(np.float32))
             else:
-                action = agent.act(obs, first)
+                action = modem.act(obs, first, step) if modem else agent.act(obs, first)
             first = False
             obs, reward, terminated, truncated, ep_info = env.step(action)
             done = terminated or truncated
@@ -143,7 +160,8 @@ def train(config: Config) -> dict | None:
                     n = int(update_credit)
                     update_credit -= n
                 for _ in range(n):
-                    metrics = agent.update(buffer.sample(agent_cfg.batch_size, device))
+                    metrics = agent.update(modem.sample(buffer, agent_cfg.batch_size, step, device) if modem
+                                           else buffer.sample(agent_cfg.batch_size, device))
             bar.update(1)
         episode += 1
         elapsed = time.perf_counter() - t_episode
