@@ -100,7 +100,7 @@ class SafetyFilter:
     def __init__(self, limits: SafetyLimits, config: SafetyConfig) -> None:
         self.limits = limits
         self.config = config
-        self.counters: Counter[str] = Counter()        # status value -> number of periods
+        self.counters: Counter[str] = Counter()        # status value -> periods; also "reset", "reset_refused"
         self.limit_counters: Counter[str] = Counter()  # Limit name -> number of periods it acted
         n, dt = limits.n, config.control_period_s
         self._dt = dt
@@ -130,6 +130,11 @@ class SafetyFilter:
         self._estop_input = bool(active)
         if self._estop_input:
             self._estop_latched = True
+
+    @property
+    def estop_active(self) -> bool:
+        """The e-stop input as last given to `estop()`."""
+        return self._estop_input
 
     @property
     def estop_latched(self) -> bool:

@@ -117,7 +117,7 @@ def _run(flt: SafetyFilter, checker: InvariantChecker, q0, steps, dq0=None):
         elif event == "estop_off":
             flt.estop(False)
         elif event == "reset":
-            assert flt.reset() == (not flt._estop_input)
+            assert flt.reset() == (not flt.estop_active)
         kind, value = s["command"]
         if kind != "same":
             cmd = None if kind == "none" else (last + np.asarray(value) if kind == "rel" else value)
@@ -175,7 +175,7 @@ def test_estop_latches_until_released_and_reset(q0, steps, press_at):
         steps[press_at] = dict(steps[press_at], event="estop_on")
     latched = False
     for i, (s, _, out, _) in enumerate(_run(flt, checker, q0, steps)):
-        latched = (latched or i == press_at) and not (s["event"] == "reset" and not flt._estop_input and i != press_at)
+        latched = (latched or i == press_at) and not (s["event"] == "reset" and not flt.estop_active and i != press_at)
         if latched:
             assert out.status in (SafetyStatus.HOLD_ESTOP, SafetyStatus.NOT_READY, SafetyStatus.FAULT_TRACKING)
             assert flt.estop_latched
