@@ -54,6 +54,7 @@ class PhysicsBackend(Protocol):
         """(7,) end-effector pose for the given arm joint angles; the current state is left unchanged."""
 
     # --- named physical parameters -----------------------------------------------------------
+    def parameter_names(self) -> list[str]: ...     # every name get/set_parameter accept
     def get_parameter(self, name: str) -> float: ...
     def set_parameter(self, name: str, value: float) -> None:
         """Names as in JOINT_PARAMETER_KINDS / ENGINE_GLOBAL_PARAMETERS; unknown names raise KeyError."""
