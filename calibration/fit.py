@@ -41,6 +41,7 @@ class Config:
     control_hz: float = 20.0               # the environment's control rate: unit of action_latency
     command_topic: str = ""                # empty: the one command topic in the recording
     use_velocity: bool = True              # fit joint velocities as well as positions
+    observe: str = ""                      # joints whose data enter the fit; empty: the fitted joints
     max_iters: int = 30
     physics_dt: float = 0.002
     threads: int = 1
@@ -86,8 +87,11 @@ def split(recording: JointRecording, fraction: float) -> tuple[Segment, Segment 
     return Segment("fit", recording, 0, cut), Segment("holdout", recording, cut, n)
 
 
-def _sequence_arrays(arm: ArmModel, seg: Segment, latency_s: float, use_velocity: bool):
-    """(initial state, control TimeSeries, measured TimeSeries) of a segment, times in s from its start."""
+def _sequence_arrays(arm: ArmModel, seg: Segment, latency_s: float, use_velocity: bool,
+                     observed: tuple[str, ...]):
+    """(initial state, control TimeSeries, measured TimeSeries) of a segment, times in s from its start.
+    Only `observed` joints enter the residual: sysid normalises each signal by its own size, which would
+    blow up the noise of a joint that holds still."""
     from mujoco import sysid
 
     rec = seg.recording
@@ -114,22 +118,24 @@ def _sequence_arrays(arm: ArmModel, seg: Segment, latency_s: float, use_velocity
                       if j in rec.extra_positions)
     control = sysid.TimeSeries(np.asarray(knots_t), arm.controls(np.asarray(knots_v), gripper))
     model = arm.base_model
-    names = [f"{j}_qpos" for j in arm.robot.arm_joints]
-    data = rec.position[seg.start:seg.stop]
+    cols = [arm.robot.arm_joints.index(j) for j in observed]
+    names = [f"{j}_qpos" for j in observed]
+    data = rec.position[seg.start:seg.stop, cols]
     if use_velocity and rec.velocity is not None:
-        names += [f"{j}_qvel" for j in arm.robot.arm_joints]
-        data = np.concatenate([data, rec.velocity[seg.start:seg.stop]], axis=1)
+        names += [f"{j}_qvel" for j in observed]
+        data = np.concatenate([data, rec.velocity[seg.start:seg.stop, cols]], axis=1)
     measured = sysid.TimeSeries.from_names(times, data, model, names)
     qvel0 = rec.velocity[seg.start] if rec.velocity is not None else None
     state0 = arm.initial_state(model, rec.position[seg.start], qvel0, gripper)
     return state0, control, measured
 
 
-def _model_sequences(arm: ArmModel, segments: list[Segment], latency_s: float, use_velocity: bool):
+def _model_sequences(arm: ArmModel, segments: list[Segment], latency_s: float, use_velocity: bool,
+                     observed: tuple[str, ...]):
     from mujoco import sysid
 
     spec = arm.spec()
-    arrays = [_sequence_arrays(arm, seg, latency_s, use_velocity) for seg in segments]
+    arrays = [_sequence_arrays(arm, seg, latency_s, use_velocity, observed) for seg in segments]
     return sysid.ModelSequences("arm", spec, [f"{s.name}{i}" for i, s in enumerate(segments)],
                                 [a[0] for a in arrays], [a[1] for a in arrays], [a[2] for a in arrays],
                                 allow_missing_sensors=True)
@@ -144,13 +150,18 @@ def _parameter_dict(priors: list[Prior]):
     return params
 
 
-def _residual_fn(arm: ArmModel, sequences, threads: int):
-    from mujoco import sysid
-
+def _build_model_fn(arm: ArmModel):
     def build_model(params, spec):     # every candidate through sim's own parameter setters
         return arm.model({name: float(params[name].value[0]) for name in params.keys()})
 
-    return sysid.build_residual_fn(models_sequences=[sequences], build_model=build_model, n_threads=threads)
+    return build_model
+
+
+def _residual_fn(arm: ArmModel, sequences, threads: int):
+    from mujoco import sysid
+
+    return sysid.build_residual_fn(models_sequences=[sequences], build_model=_build_model_fn(arm),
+                                   n_threads=threads)
 
 
 def _optimize(params, residual_fn, priors: list[Prior], max_iters: int, log: io.StringIO):
@@ -162,7 +173,8 @@ def _optimize(params, residual_fn, priors: list[Prior], max_iters: int, log: io.
 
     with redirect_stdout(log):
         return sysid.optimize(params, residual_fn, optimizer="scipy_parallel_fd", verbose=False,
-                              max_iters=max_iters, x_scale=np.array([p.scale for p in priors]), diff_step=1e-4)
+                              max_iters=max_iters, x_scale=np.array([p.scale for p in priors]), diff_step=1e-4,
+                              xtol=1e-12, ftol=1e-12, gtol=1e-12)
 
 
 def _position_rmse(residual_fn, params, x, n_joints: int) -> float:
@@ -174,18 +186,20 @@ def _position_rmse(residual_fn, params, x, n_joints: int) -> float:
 
 def fit(arm: ArmModel, priors: list[Prior], fit_segments: list[Segment], holdout_segments: list[Segment],
         max_latency: int = 3, max_iters: int = 30, use_velocity: bool = True, threads: int = 1,
-        latency_iters: int = 4, progress=print) -> FitResult:
+        latency_iters: int = 4, observed: tuple[str, ...] | None = None, progress=print) -> FitResult:
+    """`observed`: joints whose positions (and velocities) enter the residual; default all arm joints."""
     from mujoco import sysid
 
     start = time.time()
     logging.getLogger("absl").setLevel(logging.ERROR)       # sysid warns about the sensors we do not model
     period = command_period(fit_segments[0].recording)
-    n_joints = arm.robot.n_arm
+    observed = tuple(observed or arm.robot.arm_joints)
+    n_joints = len(observed)
     log = io.StringIO()
     # Latency: a short fit per whole number of command periods, then the full fit at the best one.
     costs, starts = {}, {}
     for latency in range(max_latency + 1):
-        sequences = _model_sequences(arm, fit_segments, latency * period, use_velocity)
+        sequences = _model_sequences(arm, fit_segments, latency * period, use_velocity, observed)
         params = _parameter_dict(priors).move_off_bounds()
         residual_fn = _residual_fn(arm, sequences, threads)
         if max_latency == 0:
@@ -197,7 +211,7 @@ def fit(arm: ArmModel, priors: list[Prior], fit_segments: list[Segment], holdout
         starts[latency] = opt
         progress(f"latency {latency} command periods: cost {costs[latency]:.6g}")
     latency = min(costs, key=costs.get)
-    sequences = _model_sequences(arm, fit_segments, latency * period, use_velocity)
+    sequences = _model_sequences(arm, fit_segments, latency * period, use_velocity, observed)
     residual_fn = _residual_fn(arm, sequences, threads)
     initial = _parameter_dict(priors)
     opt, result = _optimize(starts[latency].copy(), residual_fn, priors, max_iters, log)
@@ -215,13 +229,13 @@ def fit(arm: ArmModel, priors: list[Prior], fit_segments: list[Segment], holdout
     fit_rmse = {"prior": _position_rmse(residual_fn, initial, initial.as_vector(), n_joints), "fitted": obs_noise}
     holdout_rmse, holdout_fn = {}, None
     if holdout_segments:
-        holdout_seq = _model_sequences(arm, holdout_segments, latency * period, use_velocity)
+        holdout_seq = _model_sequences(arm, holdout_segments, latency * period, use_velocity, observed)
         holdout_fn = _residual_fn(arm, holdout_seq, threads)
         holdout_rmse = {"prior": _position_rmse(holdout_fn, initial, initial.as_vector(), n_joints),
                         "fitted": _position_rmse(holdout_fn, opt, opt.as_vector(), n_joints)}
     return FitResult(values, half, priors, latency, costs, period, obs_noise, fit_rmse, holdout_rmse,
                      time.time() - start,
-                     sysid={"sequences": sequences, "initial": initial, "opt": opt, "result": result,
+                     sysid={"observed": observed, "sequences": sequences, "initial": initial, "opt": opt, "result": result,
                             "residual_fn": residual_fn, "holdout_fn": holdout_fn, "log": log.getvalue()})
 
 
@@ -253,7 +267,8 @@ def write_report(result: FitResult, arm: ArmModel, folder: Path, html: bool = Tr
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     s = result.sysid
-    n = arm.robot.n_arm
+    observed = s["observed"]
+    n = len(observed)
     panels = [("fit", s["residual_fn"])] + ([("held-out", s["holdout_fn"])] if s["holdout_fn"] else [])
     fig, axes = plt.subplots(n, len(panels), figsize=(6 * len(panels), 1.6 * n), squeeze=False, sharex="col")
     for col, (title, fn) in enumerate(panels):
@@ -265,7 +280,7 @@ def write_report(result: FitResult, arm: ArmModel, folder: Path, html: bool = Tr
             ax.plot(rec.times, rec.data[:, j], "k", lw=1.2, label="measured")
             ax.plot(p0.times, p0.data[:, j], "r--", lw=0.9, label="prior sim")
             ax.plot(p1.times, p1.data[:, j], "b", lw=0.9, label="fitted sim")
-            ax.set_ylabel(arm.robot.arm_joints[j].replace("panda_", ""), fontsize=7)
+            ax.set_ylabel(observed[j].replace("panda_", ""), fontsize=7)
             ax.tick_params(labelsize=6)
         axes[0, col].set_title(f"{title} data: joint positions (rad)", fontsize=9)
         axes[-1, col].set_xlabel("time (s)", fontsize=8)
@@ -292,7 +307,7 @@ def write_report(result: FitResult, arm: ArmModel, folder: Path, html: bool = Tr
 
         sysid.default_report([s["sequences"]], s["initial"], s["opt"], s["residual_fn"], s["result"],
                              title=f"{arm.robot.name} system identification", save_path=folder,
-                             build_model=None, generate_videos=False)
+                             build_model=_build_model_fn(arm), generate_videos=False)
         written.append(folder / "report.html")
     return written
 
@@ -346,8 +361,9 @@ def run(config: Config) -> int:
         fit_segments.append(fit_seg)
         holdout_segments += [hold_seg] if hold_seg else []
     holdout_segments += [Segment("holdout", h, 0, len(h.state_stamps)) for h in holdouts]
+    observed = tuple(_paths(config.observe)) or joints
     result = fit(arm, priors, fit_segments, holdout_segments, config.max_latency, config.max_iters,
-                 config.use_velocity, config.threads)
+                 config.use_velocity, config.threads, observed=observed)
     params = to_robot_params(result, robot.name, base, config.control_hz)
     out = Path(config.out)
     save_params(params, out)
