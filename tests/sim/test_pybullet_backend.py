@@ -251,3 +251,19 @@ def test_gymnasium_env_runs_on_pybullet():
         assert env.observation_space.contains(obs) and np.isfinite(reward)
     finally:
         env.close()
+
+
+@pytest.mark.parametrize("backend", ["pybullet", "mujoco"])
+def test_episode_does_not_depend_on_the_one_before(backend):
+    """Same seed and actions give the same trajectory whatever ran before (Bullet keeps contact caches)."""
+    env = gym.make("robot_rl/panda-push-v0", backend=backend)
+    actions = np.random.default_rng(0).uniform(-1, 1, (25, 8)).astype(np.float32)
+
+    def rollout(seed):
+        obs, _ = env.reset(seed=seed)
+        return np.array([obs] + [env.step(a)[0] for a in actions])
+
+    first = rollout(3)
+    rollout(5)
+    np.testing.assert_array_equal(rollout(3), first)
+    env.close()
