@@ -3,11 +3,16 @@
 Each command lives in its own module, which defines a `Config` dataclass and `run(config) -> int | None`.
 Modules are imported only when their command runs, so `robot-rl deploy` on a robot computer never
 imports torch. `config=FILE.yaml` loads a YAML layer under the command-line pairs.
+
+Bad input is reported in one line with exit status 2: each package raises its own `ValueError` subclass
+for it (ConfigError, ParamsError, RecordingError, BundleError, ...), naming the file or field.
 """
 from __future__ import annotations
 
 import importlib
 import sys
+
+PROJECT_PACKAGES = ("robot_rl", "sim", "hardware", "calibration")
 
 from robot_rl.overrides import ConfigError, build, load_yaml, parse_pairs
 
@@ -67,8 +72,20 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"robot-rl: {err}", file=sys.stderr)
         return 2
-    result = module.run(config)
+    try:
+        result = module.run(config)
+    except ValueError as err:
+        if not _is_input_error(err):
+            raise
+        print(f"robot-rl {name}: {err}", file=sys.stderr)
+        return 2
     return int(result or 0)
+
+
+def _is_input_error(err: ValueError) -> bool:
+    """A project package's own ValueError subclass, i.e. bad input it has already described."""
+    kind = type(err)
+    return kind is not ValueError and kind.__module__.split(".")[0] in PROJECT_PACKAGES
 
 
 if __name__ == "__main__":

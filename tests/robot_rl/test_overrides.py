@@ -76,3 +76,29 @@ def test_cli_reports_unknown_command_and_lists_commands(capsys):
     assert "unknown command 'fly'" in err and "sysid fit" in err
     assert cli_main(["--help"]) == 0
     assert "robot-rl <command>" in capsys.readouterr().out
+
+
+def test_cli_prints_project_input_errors_in_one_line(capsys, tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from sim.params import ParamsError
+
+    module = types.ModuleType("robot_rl._cli_probe")
+
+    @dataclass
+    class Config:
+        path: str = ""
+
+    def run(config):
+        if config.path == "crash":
+            raise ValueError("a bug, not bad input")
+        raise ParamsError(f"{config.path}: field 'parameters': expected a mapping")
+
+    module.Config, module.run = Config, run
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(__import__("robot_rl.cli").cli.COMMANDS, "probe", (module.__name__, "test"))
+    assert cli_main(["probe", "path=p.yaml"]) == 2
+    assert "p.yaml: field 'parameters'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="a bug"):
+        cli_main(["probe", "path=crash"])
