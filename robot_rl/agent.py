@@ -43,7 +43,11 @@ class TDMPC2:
         self.prev_mean = torch.zeros(1, cfg.planner.horizon, action_dim, device=self.device)
         self._rho = cfg.rho ** torch.arange(cfg.horizon + 1, dtype=torch.float32, device=self.device)
         self.model.eval()
-        self._update = torch.compile(self._update_step) if compile else self._update_step
+        if compile:  # the loss computations; optimiser steps stay eager
+            # (inductor's pattern matcher fails on this graph in torch 2.13: "slice_shape" missing)
+            options = {"pattern_matcher": False}
+            self._model_loss = torch.compile(self._model_loss, options=options)
+            self._pi_forward = torch.compile(self._pi_forward, options=options)
 
     # ---- acting ----
     def obs_tensors(self, obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -75,7 +79,7 @@ class TDMPC2:
                        .reshape(pix.shape))
         self.model.train()
         try:
-            info = self._update(obs, batch.action, batch.reward)
+            info = self._update_step(obs, batch.action, batch.reward)
         finally:
             self.model.eval()
         return {k: float(v) for k, v in info.items()}
@@ -88,12 +92,37 @@ class TDMPC2:
 
     def _update_step(self, obs: dict[str, torch.Tensor], action: torch.Tensor, reward: torch.Tensor):
         cfg, m = self.cfg, self.model
+        total, zs, info = self._model_loss(obs, action, reward)
+        self.optim.zero_grad(set_to_none=True)
+        total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            [p for g in self.optim.param_groups for p in g["params"]], cfg.grad_clip_norm, foreach=True)
+        self.optim.step()
+
+        zs = zs.detach()
+        action_pi, log_prob, q = self._pi_forward(zs)
+        with torch.no_grad():  # running 5th-95th percentile range of Q, at least 1
+            lo, hi = torch.quantile(q[0], torch.tensor([0.05, 0.95], device=q.device))
+            self.scale.lerp_(torch.clamp(hi - lo, min=1.0), cfg.tau)
+        entropy = -log_prob
+        rho = self._rho[: zs.shape[0]]
+        pi_loss = (-(cfg.entropy_coef * entropy + q / self.scale).mean(-1) * rho).mean()
+        self.pi_optim.zero_grad(set_to_none=True)
+        pi_loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.pi_head.parameters(), cfg.grad_clip_norm, foreach=True)
+        self.pi_optim.step()
+        m.update_target(cfg.tau)
+        return {**info, "total_loss": total.detach(), "grad_norm": grad_norm.detach(), "pi_loss": pi_loss.detach(),
+                "entropy": entropy.mean().detach(), "pi_scale": self.scale.clone()}
+
+    def _model_loss(self, obs: dict[str, torch.Tensor], action: torch.Tensor, reward: torch.Tensor):
+        """World-model loss over the horizon: consistency, reward and TD value, weighted by rho^t."""
+        cfg, m = self.cfg, self.model
         horizon = action.shape[0]
         rho = self._rho[:horizon]
         with torch.no_grad():
             next_z = m.encode({k: v[1:] for k, v in obs.items()})  # (H, B, L)
             td_target = self._td_target(next_z, reward)  # (H, B)
-
         z = m.encode({k: v[0] for k, v in obs.items()})
         zs = [z]
         consistency = 0.0
@@ -104,42 +133,20 @@ class TDMPC2:
         zs = torch.stack(zs)  # (H+1, B, L)
         q_logits = m.q(zs[:-1], action)  # (num_q, H, B, bins)
         r_logits = m.reward(zs[:-1], action)  # (H, B, bins)
-        reward_loss = (soft_ce(r_logits, reward, cfg.vmin, cfg.vmax).mean(-1) * rho).sum()
+        reward_loss = (soft_ce(r_logits, reward, cfg.vmin, cfg.vmax).mean(-1) * rho).sum() / horizon
         value_loss = (soft_ce(q_logits, td_target.unsqueeze(0), cfg.vmin, cfg.vmax).mean(-1) * rho).sum()
-        consistency = consistency / horizon
-        reward_loss = reward_loss / horizon
         value_loss = value_loss / (horizon * m.num_q)
+        consistency = consistency / horizon
         total = cfg.consistency_coef * consistency + cfg.reward_coef * reward_loss + cfg.value_coef * value_loss
-        self.optim.zero_grad(set_to_none=True)
-        total.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            [p for g in self.optim.param_groups for p in g["params"]], cfg.grad_clip_norm, foreach=True)
-        self.optim.step()
+        return total, zs, {"consistency_loss": consistency.detach(), "reward_loss": reward_loss.detach(),
+                           "value_loss": value_loss.detach()}
 
-        pi_loss, entropy = self._update_pi(zs.detach())
-        m.update_target(cfg.tau)
-        return {"consistency_loss": consistency.detach(), "reward_loss": reward_loss.detach(),
-                "value_loss": value_loss.detach(), "pi_loss": pi_loss, "total_loss": total.detach(),
-                "grad_norm": grad_norm.detach(), "entropy": entropy, "pi_scale": self.scale.clone()}
-
-    def _update_pi(self, zs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        cfg, m = self.cfg, self.model
-        action, _, log_prob = m.pi(zs)
-        q = m.q_values(zs, action, detach=True)  # Q parameters stay fixed for this loss
+    def _pi_forward(self, zs: torch.Tensor):
+        """Policy samples on the (detached) latents and their Q: mean of 2 random heads, Q weights fixed."""
+        action, _, log_prob = self.model.pi(zs)
+        q = self.model.q_values(zs, action, detach=True)
         pair = torch.randperm(q.shape[0], device=q.device)[:2]
-        q = q[pair].mean(0)  # (H+1, B)
-        with torch.no_grad():  # running 5th-95th percentile range, at least 1
-            lo, hi = torch.quantile(q[0], torch.tensor([0.05, 0.95], device=q.device))
-            self.scale.lerp_(torch.clamp(hi - lo, min=1.0), cfg.tau)
-        q = q / self.scale
-        entropy = -log_prob
-        rho = self._rho[: zs.shape[0]]
-        loss = (-(cfg.entropy_coef * entropy + q).mean(-1) * rho).mean()
-        self.pi_optim.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(m.pi_head.parameters(), cfg.grad_clip_norm, foreach=True)
-        self.pi_optim.step()
-        return loss.detach(), entropy.mean().detach()
+        return action, log_prob, q[pair].mean(0)  # (H+1, B)
 
     # ---- persistence ----
     def state_dict(self) -> dict:

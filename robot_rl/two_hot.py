@@ -11,7 +11,8 @@ def symlog(x: torch.Tensor) -> torch.Tensor:
 
 
 def symexp(x: torch.Tensor) -> torch.Tensor:
-    return torch.sign(x) * torch.expm1(torch.abs(x))
+    # exp(|x|) - 1 rather than expm1: the ONNX exporters have no expm1 (absolute error stays ~1e-7)
+    return torch.sign(x) * (torch.exp(torch.abs(x)) - 1.0)
 
 
 def bin_centers(num_bins: int, vmin: float, vmax: float, device: torch.device | None = None) -> torch.Tensor:
