@@ -1,0 +1,292 @@
+"""Robot recordings (rosbag2, MCAP or sqlite3, read with `rosbags`) -> demonstrations (docs/formats.md), so
+teleoperated demos from a real arm feed MoDem exactly as scripted-expert demos do.
+
+Each recording is one episode. Topics:
+- `/joint_states` (sensor_msgs/JointState): arm joints and fingers, by name (header stamp, else receive time);
+- the command topic (std_msgs/Float64MultiArray, receive time): the arm's joint position targets in the
+  robot's arm-joint order, optionally followed by the gripper finger gap (m);
+- optionally camera images (sensor_msgs/Image, rgb8/bgr8/rgba8/bgra8/mono8) and the object pose
+  (geometry_msgs/PoseStamped, robot base frame) for the push/pick state vector; the goal comes from the config.
+
+Time alignment to the control rate: tick 0 is the last joint-state sample at or before the first command
+(the observation that command answered); tick k is k / control_hz later. The observation at a tick
+interpolates the joint states linearly; the targets in effect over (t_k, t_k+1) are the latest command sent
+before t_k+1 (zero-order hold, as the controller holds them). Actions invert sim.action_mapping:
+a_k = (targets_k - targets_k-1) / max_joint_step, with targets_-1 the measured joint positions at tick 0
+(where the arm holds before the first command), clipped to [-1, 1] (steps beyond the simulator's per-step
+limit are counted and reported). The gripper action comes from the commanded gap, else from the measured gap
+one tick later. ee_pos is forward kinematics of the simulator's robot model; images are resized with OpenCV
+(area interpolation) to the policy's camera size.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from robot_rl.demo_dataset import DemoEpisode, DemoMeta
+
+JOINT_STATES = "/joint_states"
+JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
+MULTIARRAY_TYPE = "std_msgs/msg/Float64MultiArray"
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+POSE_TYPE = "geometry_msgs/msg/PoseStamped"
+CHANNELS = {"rgb8": (3, False), "bgr8": (3, True), "rgba8": (4, False), "bgra8": (4, True), "mono8": (1, False)}
+
+
+class RecordingError(ValueError):
+    """A recording that cannot be converted: names the file, the topic or field and what was expected."""
+
+
+def _stamp(header, bag_time: int) -> int:
+    ns = int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+    return ns if ns > 0 else bag_time
+
+
+def read_topics(path: Path, command_topic: str, image_topic: str, object_topic: str) -> dict:
+    """Decode the topics the converter uses into time-stamped numpy arrays."""
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+
+    try:
+        reader = AnyReader([path], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
+        reader.open()
+    except Exception as err:  # rosbags raises several unrelated types for unreadable bags
+        raise RecordingError(f"{path}: not a readable rosbag2 recording ({err})") from None
+    try:
+        topics = {c.topic: c.msgtype for c in reader.connections}
+
+        def need(topic: str, msgtype: str) -> None:
+            if topic not in topics:
+                raise RecordingError(f"{path}: topic {topic!r} missing; recorded topics: {sorted(topics)}")
+            if topics[topic] != msgtype:
+                raise RecordingError(f"{path}: topic {topic!r} has type {topics[topic]}; expected {msgtype}")
+
+        need(JOINT_STATES, JOINT_STATE_TYPE)
+        if not command_topic:
+            found = sorted(t for t, ty in topics.items() if ty == MULTIARRAY_TYPE)
+            if len(found) != 1:
+                raise RecordingError(f"{path}: expected exactly one {MULTIARRAY_TYPE} command topic (set "
+                                     f"rec.command_topic=...), found {found}")
+            command_topic = found[0]
+        need(command_topic, MULTIARRAY_TYPE)
+        wanted = {JOINT_STATES: "joints", command_topic: "command"}
+        if image_topic and image_topic in topics:
+            need(image_topic, IMAGE_TYPE)
+            wanted[image_topic] = "image"
+        if object_topic:
+            need(object_topic, POSE_TYPE)
+            wanted[object_topic] = "object"
+        out: dict[str, list] = {v: [] for v in wanted.values()}
+        connections = [c for c in reader.connections if c.topic in wanted]
+        for conn, bag_time, raw in reader.messages(connections=connections):
+            msg = reader.deserialize(raw, conn.msgtype)
+            kind = wanted[conn.topic]
+            if kind == "joints":
+                out[kind].append((_stamp(msg.header, bag_time), list(msg.name), np.asarray(msg.position, float),
+                                  np.asarray(msg.velocity, float)))
+            elif kind == "command":
+                out[kind].append((bag_time, np.asarray(msg.data, float)))
+            elif kind == "image":
+                out[kind].append((_stamp(msg.header, bag_time), _image_array(msg, path, conn.topic)))
+            else:
+                p, q = msg.pose.position, msg.pose.orientation
+                out[kind].append((_stamp(msg.header, bag_time), np.array([p.x, p.y, p.z, q.w, q.x, q.y, q.z])))
+    finally:
+        reader.close()
+    out["command_topic"] = command_topic
+    return out
+
+
+def _image_array(msg, path: Path, topic: str) -> np.ndarray:
+    if msg.encoding not in CHANNELS:
+        raise RecordingError(f"{path}: topic {topic!r} image encoding {msg.encoding!r}; expected one of "
+                             f"{sorted(CHANNELS)}")
+    channels, bgr = CHANNELS[msg.encoding]
+    data = np.asarray(msg.data, np.uint8)
+    if msg.step * msg.height != data.size or msg.step < msg.width * channels:
+        raise RecordingError(f"{path}: topic {topic!r} image of {data.size} bytes does not match "
+                             f"{msg.height} rows x step {msg.step}")
+    image = data.reshape(msg.height, msg.step)[:, : msg.width * channels].reshape(msg.height, msg.width, channels)
+    if channels == 1:
+        image = np.repeat(image, 3, axis=2)
+    image = image[..., :3]
+    return image[..., ::-1] if bgr else image
+
+
+def _latest_before(stamps: np.ndarray, t: np.ndarray, strict: bool) -> np.ndarray:
+    """Index of the last stamp < t (strict) or <= t, -1 where none."""
+    return np.searchsorted(stamps, t, side="left" if strict else "right") - 1
+
+
+def convert_recording(recordings: str, task: str, obs: str = "state", render_size: int = 64, rec=None
+                      ) -> tuple[DemoMeta, list[DemoEpisode]]:
+    """Convert one or more recordings (comma-separated paths) of `task` into demos for observations `obs`
+    (state | pixels | state+pixels)."""
+    from robot_rl.demos import RecordingConfig
+    from robot_rl.envs import make_env
+
+    rec = rec or RecordingConfig()
+    env, info = make_env(task, obs, render_size=render_size)
+    if info.obs_layout is None:
+        raise RecordingError(f"task={task!r}: recordings convert for the sim/ arm tasks only")
+    base = env.unwrapped
+    try:
+        episodes = [_convert_one(Path(p.strip()), base, info, obs, rec) for p in recordings.split(",") if p.strip()]
+    finally:
+        env.close()
+    if not episodes:
+        raise RecordingError(f"recording={recordings!r}: no recording given")
+    keys = [k for k in ("state", "pixels") if getattr(episodes[0], k) is not None]
+    shape = list(info.obs_spec["pixels"][0]) if "pixels" in keys else None
+    meta = DemoMeta(task=task, obs_keys=keys, state_dim=sum(s for _, s in info.obs_layout) if "state" in keys
+                    else None, pixel_shape=shape, action_dim=info.action_dim, control_hz=float(info.control_hz),
+                    joint_names=info.joint_names, source=f"recording:{recordings}",
+                    obs_layout=[list(x) for x in info.obs_layout] if "state" in keys else None)
+    return meta, episodes
+
+
+def _convert_one(path: Path, base, info, obs: str, rec) -> DemoEpisode:
+    import cv2
+
+    from sim import scene
+    from sim.action_mapping import gripper_action
+    from sim.tasks import TaskState
+
+    robot = base.robot
+    n = robot.n_arm
+    data = read_topics(path, rec.command_topic, rec.image_topic if "pixels" in obs else "", rec.object_topic)
+    topic = data["command_topic"]
+    if "pixels" in obs and not data.get("image"):
+        raise RecordingError(f"{path}: obs={obs} needs camera images on {rec.image_topic!r}; none recorded")
+
+    # joint states -> (N,) stamps, (N, n) arm positions/velocities, (N,) gripper width
+    joints = sorted(data["joints"], key=lambda m: m[0])
+    if len(joints) < 2:
+        raise RecordingError(f"{path}: topic {JOINT_STATES!r} has {len(joints)} message(s); expected at least 2")
+    names = [*robot.arm_joints, *robot.gripper_joints]
+    js_t = np.array([m[0] for m in joints], np.int64)
+    pos = np.zeros((len(joints), len(names)))
+    vel = np.full((len(joints), n), np.nan)
+    for i, (_, msg_names, p, v) in enumerate(joints):
+        index = {name: j for j, name in enumerate(msg_names)}
+        missing = [name for name in names if name not in index]
+        if missing:
+            raise RecordingError(f"{path}: {JOINT_STATES} message {i} lacks joint(s) {missing}; it names {msg_names}")
+        pos[i] = p[[index[name] for name in names]]
+        if v.size == len(msg_names):
+            vel[i] = v[[index[name] for name in robot.arm_joints]]
+    if not np.all(np.isfinite(pos)):
+        raise RecordingError(f"{path}: {JOINT_STATES} has non-finite positions")
+    width = pos[:, n:].sum(1)
+
+    commands = sorted(data["command"], key=lambda m: m[0])
+    if not commands:
+        raise RecordingError(f"{path}: topic {topic!r} has no messages")
+    sizes = {c[1].size for c in commands}
+    if sizes - {n, n + 1} or len(sizes) != 1:
+        raise RecordingError(f"{path}: topic {topic!r} messages have {sorted(sizes)} values; expected {n} arm "
+                             f"joint targets (+1 gripper gap) in the order {list(robot.arm_joints)}")
+    cmd_t = np.array([c[0] for c in commands], np.int64)
+    cmd = np.stack([c[1] for c in commands])
+    if not np.all(np.isfinite(cmd)):
+        raise RecordingError(f"{path}: topic {topic!r} has non-finite targets")
+
+    # control ticks
+    dt = int(round(1e9 / base.control_hz))
+    first = _latest_before(js_t, cmd_t[:1], strict=False)[0]
+    t0 = js_t[first] if first >= 0 else cmd_t[0]
+    end = min(js_t[-1], cmd_t[-1] + dt)
+    steps = int((end - t0) // dt)
+    if steps < 1:
+        raise RecordingError(f"{path}: {(end - t0) * 1e-9:.3f} s of commands and joint states overlap; expected at "
+                             f"least one control period ({dt * 1e-9:.3f} s)")
+    ticks = t0 + dt * np.arange(steps + 1)
+    q = np.stack([np.interp(ticks, js_t, pos[:, j]) for j in range(n)], 1)
+    w = np.interp(ticks, js_t, width)
+    if np.all(np.isfinite(vel)):
+        qd = np.stack([np.interp(ticks, js_t, vel[:, j]) for j in range(n)], 1)
+    else:
+        qd = np.gradient(q, dt * 1e-9, axis=0)
+
+    # targets in effect over (t_k, t_k+1): the latest command sent before t_k+1
+    idx = _latest_before(cmd_t, ticks[1:], strict=True)
+    if idx[0] < 0:
+        raise RecordingError(f"{path}: no command on {topic!r} within the first control period")
+    targets = cmd[idx, :n]
+    previous = np.vstack([q[:1], targets[:-1]])
+    raw = (targets - previous) / robot.max_joint_step
+    clipped = int(np.sum(np.abs(raw) > 1.0 + 1e-9))
+    if clipped:
+        print(f"{path}: {clipped} joint target step(s) exceed max_joint_step={robot.max_joint_step} rad per "
+              f"control step; clipped (the simulated arm cannot follow them in one step)")
+    gap = cmd[idx, n] if cmd.shape[1] == n + 1 else w[1:]
+    grip = np.array([gripper_action(g, robot.gripper_max_width) for g in gap])
+    action = np.concatenate([np.clip(raw, -1.0, 1.0), grip[:, None]], 1).astype(np.float32)
+
+    # task state per tick (object from the pose topic, goal from the config)
+    ee = np.stack([base.physics.forward_kinematics(qi)[:3] for qi in q])
+    needs = {name for name, _ in info.obs_layout}
+    goal = np.asarray(rec.goal, float) if len(rec.goal) else None
+    if goal is not None and goal.shape != (3,):
+        raise RecordingError(f"rec.goal={list(rec.goal)}: expected 3 numbers (m, robot base frame)")
+    obj = None
+    if data.get("object"):
+        poses = sorted(data["object"], key=lambda m: m[0])
+        o_t = np.array([m[0] for m in poses], np.int64)
+        o = np.stack([m[1] for m in poses])
+        obj = np.stack([np.interp(ticks, o_t, o[:, j]) for j in range(7)], 1)
+        obj[:, 3:] /= np.linalg.norm(obj[:, 3:], axis=1, keepdims=True)
+    missing = sorted(({"goal_pos"} & needs if goal is None else set()) |
+                     ({"object_pos"} & needs if obj is None else set()))
+    state = None
+    if not missing:
+        obj_pos = obj[:, :3] if obj is not None else np.zeros((len(ticks), 3))
+        obj_quat = obj[:, 3:] if obj is not None else np.tile([1.0, 0, 0, 0], (len(ticks), 1))
+        g = np.tile(goal, (len(ticks), 1))
+        values = {"arm_qpos": q, "arm_qvel": qd, "gripper_width": w[:, None], "ee_pos": ee, "goal_pos": g,
+                  "ee_to_goal": g - ee, "object_pos": obj_pos, "object_quat": obj_quat,
+                  "ee_to_object": obj_pos - ee, "object_to_goal": g - obj_pos}
+        state = np.concatenate([values[name] for name, _ in info.obs_layout], 1).astype(np.float32)
+        success, reward = [], []
+        for k in range(1, len(ticks)):
+            # Finger contact is not recorded: a closed grip (cube width) at the cube stands in for it.
+            touch = bool(abs(w[k] - 2 * scene.OBJECT_HALF_SIZE) < 0.006 and np.linalg.norm(ee[k] - obj_pos[k]) < 0.02)
+            s = TaskState(ee_pos=ee[k], gripper_width=float(w[k]), object_pos=obj_pos[k], object_quat=obj_quat[k],
+                          goal=goal, fingers_touch_object=touch)
+            success.append(base.task.success(s))
+            reward.append(base.task.sparse_reward(s) if base.reward_type == "sparse" else base.task.dense_reward(s))
+    elif "state" in obs:
+        raise RecordingError(f"{path}: the {base.task_name} state vector needs {missing} (set rec.goal=[x,y,z] "
+                             f"and/or rec.object_topic=<PoseStamped topic>), or convert with obs=pixels")
+    else:  # pixels only: success as the operator declares it (the last `success_steps` steps)
+        if base.reward_type != "sparse":
+            raise RecordingError(f"{path}: without the object pose and goal only sparse tasks get rewards; use "
+                                 f"the task's -sparse variant")
+        success = [k >= steps - rec.success_steps for k in range(steps)]
+        reward = [float(s) for s in success]
+
+    pixels = None
+    if "pixels" in obs:
+        images = sorted(data["image"], key=lambda m: m[0])
+        im_t = np.array([m[0] for m in images], np.int64)
+        nearest = np.clip(np.searchsorted(im_t, ticks), 1, len(im_t) - 1) if len(im_t) > 1 else np.zeros(
+            len(ticks), int)
+        if len(im_t) > 1:
+            nearest = np.where(np.abs(im_t[nearest - 1] - ticks) <= np.abs(im_t[nearest] - ticks), nearest - 1,
+                               nearest)
+        gap_ns = np.abs(im_t[nearest] - ticks)
+        if gap_ns.max() > dt:
+            k = int(gap_ns.argmax())
+            raise RecordingError(f"{path}: no camera image within {dt * 1e-6:.0f} ms of control step {k} "
+                                 f"(nearest {gap_ns[k] * 1e-6:.0f} ms away)")
+        _, h, wdt = info.obs_spec["pixels"][0]
+        frames = []
+        for i in nearest:
+            image = images[i][1]
+            if image.shape[:2] != (h, wdt):
+                image = cv2.resize(image, (wdt, h), interpolation=cv2.INTER_AREA)
+            frames.append(image.transpose(2, 0, 1))
+        pixels = np.ascontiguousarray(np.stack(frames), dtype=np.uint8)
+    return DemoEpisode(action=action, reward=np.asarray(reward, np.float32), success=np.asarray(success, bool),
+                       state=state, pixels=pixels)
