@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "deploy": ("hardware.deploy", "run a bundle on a robot over DDS (no ROS 2 needed)"),
     "sysid excite": ("calibration.excite", "design excitation trajectories and record them on the robot"),
     "sysid fit": ("calibration.fit", "fit robot parameters to recordings"),
+    "calibrate intrinsics": ("calibration.camera_intrinsics", "camera intrinsics from a RealSense or board images"),
+    "calibrate hand-eye": ("calibration.hand_eye", "camera pose from a recording of arm poses and board views"),
 }
 
 
