@@ -199,7 +199,7 @@ def check_compatible(meta: DemoMeta, where: str | Path, task: str, obs_spec: dic
                             f"(collect demos with obs=state+pixels)")
         if key == "state" and (meta.state_dim,) != tuple(shape):
             raise DemoError(f"{where}: field 'state_dim' is {meta.state_dim}; task {task!r} has state {tuple(shape)}")
-        if key == "pixels" and tuple(meta.pixel_shape[-2:]) != tuple(shape[-2:]):
+        if key == "pixels" and (tuple(meta.pixel_shape[-2:]) != tuple(shape[-2:]) or shape[0] % meta.pixel_shape[0]):
             raise DemoError(f"{where}: field 'pixel_shape' is {meta.pixel_shape}; the run's camera gives "
                             f"{list(shape)} (pass the same render size)")
     if obs_layout is not None and meta.obs_layout is not None and "state" in obs_spec:

@@ -31,6 +31,7 @@ class EnvInfo:
     robot: str | None = None
     joint_names: list[str] = field(default_factory=list)
     obs_layout: list[tuple[str, int]] | None = None  # named slices of the state vector (sim tasks)
+    frame_stack: int = 1           # pixels: the last k camera frames stacked along channels (robot_rl/frame_stack.py)
 
     def as_dict(self) -> dict:
         return {"task": self.task, "obs_type": self.obs_type,
@@ -38,7 +39,8 @@ class EnvInfo:
                 "action_dim": self.action_dim, "action_low": self.action_low, "action_high": self.action_high,
                 "episode_length": self.episode_length, "control_hz": self.control_hz, "robot": self.robot,
                 "joint_names": self.joint_names,
-                "obs_layout": [list(x) for x in self.obs_layout] if self.obs_layout is not None else None}
+                "obs_layout": [list(x) for x in self.obs_layout] if self.obs_layout is not None else None,
+                "frame_stack": self.frame_stack}
 
     @staticmethod
     def from_dict(d: dict) -> "EnvInfo":
@@ -47,7 +49,8 @@ class EnvInfo:
                        action_dim=d["action_dim"], action_low=list(d["action_low"]),
                        action_high=list(d["action_high"]), episode_length=d["episode_length"],
                        control_hz=d.get("control_hz"), robot=d.get("robot"), joint_names=list(d.get("joint_names", [])),
-                       obs_layout=[(str(n), int(s)) for n, s in d["obs_layout"]] if d.get("obs_layout") else None)
+                       obs_layout=[(str(n), int(s)) for n, s in d["obs_layout"]] if d.get("obs_layout") else None,
+                       frame_stack=int(d.get("frame_stack", 1)))
 
     @property
     def model_obs_spec(self) -> dict[str, tuple[int, ...]]:
@@ -134,8 +137,10 @@ class DMCEnv(gym.Env):
         return self._env.physics.render(self.render_size, self.render_size, camera_id=0)
 
 
-def make_env(task: str, obs_type: str = "state", seed: int | None = None, **kwargs) -> tuple[gym.Env, EnvInfo]:
-    """An environment with dict observations and actions rescaled to [-1, 1], and its EnvInfo."""
+def make_env(task: str, obs_type: str = "state", seed: int | None = None, frame_stack: int = 1,
+             **kwargs) -> tuple[gym.Env, EnvInfo]:
+    """An environment with dict observations and actions rescaled to [-1, 1], and its EnvInfo.
+    `frame_stack` > 1 stacks that many camera frames (pixels only; state passes through)."""
     if obs_type not in OBS_TYPES:
         raise ValueError(f"obs={obs_type!r}: expected one of {OBS_TYPES}")
     os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering without a display (read at mujoco import)
@@ -170,8 +175,13 @@ def make_env(task: str, obs_type: str = "state", seed: int | None = None, **kwar
         ones = np.ones(env.action_space.shape, np.float32)
         env = gym.wrappers.RescaleAction(env, -ones, ones)
     env = DictObs(env, obs_type)
+    if frame_stack > 1 and "pixels" in env.observation_space.spaces:
+        from robot_rl.frame_stack import FrameStack
+
+        env = FrameStack(env, frame_stack)
     spec = {k: (tuple(s.shape), np.dtype(s.dtype).name) for k, s in env.observation_space.spaces.items()}
     info = EnvInfo(task=task, obs_type=obs_type, obs_spec=spec, action_dim=int(np.prod(env.action_space.shape)),
                    action_low=low.tolist(), action_high=high.tolist(), episode_length=int(length),
-                   control_hz=control_hz, robot=robot, joint_names=joint_names, obs_layout=layout)
+                   control_hz=control_hz, robot=robot, joint_names=joint_names, obs_layout=layout,
+                   frame_stack=frame_stack if "pixels" in spec else 1)
     return env, info

@@ -65,7 +65,7 @@ def run(config: Config) -> int:
         print(f"robot-rl eval: {err}")
         return 2
     torch.manual_seed(config.seed)
-    env, _ = make_env(env_info.task, env_info.obs_type, seed=config.seed)
+    env, _ = make_env(env_info.task, env_info.obs_type, seed=config.seed, frame_stack=env_info.frame_stack)
     result = evaluate(agent, env, config.episodes, config.seed)
     env.close()
     print(f"{env_info.task} (step {payload['step']}, {config.episodes} episodes, "

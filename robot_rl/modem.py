@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from robot_rl.demo_dataset import DemoEpisode, check_compatible, load_demos
+from robot_rl.frame_stack import stack_frames
 from robot_rl.layers import random_shift
 from robot_rl.modem_config import ModemConfig, check_config
 from robot_rl.replay_buffer import Batch, ReplayBuffer
@@ -43,7 +44,10 @@ def demo_buffer(episodes: list[DemoEpisode], obs_spec: dict[str, tuple[tuple[int
     capacity = sum(len(e) + 1 for e in episodes) + horizon + 2
     buffer = ReplayBuffer(capacity, obs_spec, action_dim, horizon, seed=seed)
     for ep in episodes:
-        buffer.add_episode(ep.obs(list(obs_spec)), ep.action, ep.reward)
+        obs = ep.obs(list(obs_spec))
+        if "pixels" in obs:  # a frame-stacked run: stack the demo's camera frames the same way
+            obs["pixels"] = stack_frames(obs["pixels"], obs_spec["pixels"][0][0] // obs["pixels"].shape[1])
+        buffer.add_episode(obs, ep.action, ep.reward)
     return buffer
 
 

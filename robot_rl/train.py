@@ -37,6 +37,7 @@ class Config(AgentConfig):
     checkpoint_every: int = 10_000     # environment steps between checkpoints (taken at the next episode end)
     progress: bool = True              # tqdm bar
     tensorboard: bool = True
+    frame_stack: int = 1               # pixels: stack the last k camera frames (MoDem and TD-MPC use 3)
     demos: str = ""                    # demonstrations folder: train with MoDem's three phases (robot_rl/modem.py)
     modem: ModemConfig = field(default_factory=ModemConfig)
 
@@ -71,8 +72,8 @@ def train(config: Config) -> dict | None:
         torch.set_num_threads(config.threads)
     try:
         device = pick_device(config.device)
-        env, info = make_env(config.task, config.obs, seed=config.seed)
-        eval_env, _ = make_env(config.task, config.obs, seed=config.seed + 1)
+        env, info = make_env(config.task, config.obs, seed=config.seed, frame_stack=config.frame_stack)
+        eval_env, _ = make_env(config.task, config.obs, seed=config.seed + 1, frame_stack=config.frame_stack)
         agent_cfg = agent_config_of(config)
         torch.manual_seed(config.seed)
         agent = TDMPC2(agent_cfg, info.model_obs_spec, info.action_dim, info.episode_length, device, config.compile)

@@ -189,3 +189,41 @@ def test_train_runs_the_three_phases_and_refuses_mismatched_demos(demos, tmp_pat
     assert main(["train", f"task={TASK}", f"demos={tmp_path / 'none'}", "steps=40", f"out={tmp_path / 'b2'}",
                  *tiny]) == 2
     assert "demonstrations folder not found" in capsys.readouterr().out
+
+
+def test_frame_stack_wrapper_matches_stacked_demo_frames():
+    from robot_rl.envs import make_env
+    from robot_rl.frame_stack import stack_frames
+
+    env, info = make_env(TASK, "state+pixels", seed=0, frame_stack=3, render_size=16)
+    assert info.obs_spec["pixels"][0] == (9, 16, 16) and info.frame_stack == 3
+    assert EnvInfo.from_dict(info.as_dict()).frame_stack == 3
+    obs, _ = env.reset(seed=0)
+    stacked, raw = [obs["pixels"]], [obs["pixels"][-3:]]
+    for _ in range(4):
+        obs = env.step(np.full(8, 0.5, np.float32))[0]  # the arm moves, so frames differ
+        stacked.append(obs["pixels"])
+        raw.append(obs["pixels"][-3:])
+    env.close()
+    np.testing.assert_array_equal(np.stack(stacked), stack_frames(np.stack(raw), 3))
+    assert not np.array_equal(raw[0], raw[-1])
+    np.testing.assert_array_equal(stacked[1][:6], np.concatenate([raw[0], raw[0]]))  # first frame repeated
+
+
+def test_pixel_modem_trains_from_frame_stacked_camera_images(tmp_path, capsys):
+    from robot_rl.cli import main
+
+    demos = tmp_path / "pix"
+    assert main(["demos", f"task={TASK}", "episodes=2", f"out={demos}", "obs=state+pixels", "progress=false"]) == 0
+    assert main(["train", f"task={TASK}", "obs=pixels", "frame_stack=3", f"demos={demos}", "steps=60",
+                 "seed_steps=40", "modem.bc_steps=30", "enc_dim=32", "mlp_dim=32", "latent_dim=16", "num_q=2",
+                 "num_channels=8", "batch_size=8", "planner.samples=16", "planner.elites=4",
+                 "planner.policy_samples=2", "planner.iterations=1", "eval_every=0", "eval_episodes=1",
+                 "progress=false", "tensorboard=false", "threads=1", f"out={tmp_path / 'run'}"]) == 0
+    out = capsys.readouterr().out
+    first, last = map(float, out.split("behaviour cloning on 2 demos: 30 steps, loss ")[1].split()[0:3:2])
+    assert last < first
+    from robot_rl.checkpoint import load_checkpoint
+
+    payload = load_checkpoint(tmp_path / "run" / "agent.pt")
+    assert payload["env"]["obs_spec"]["pixels"]["shape"] == [9, 64, 64] and payload["env"]["frame_stack"] == 3
