@@ -75,3 +75,14 @@ def test_resume_with_other_settings_is_refused(tmp_path, capsys):
     assert main(["train", *TINY, "steps=160", f"out={out}", "resume=true", "mlp_dim=64",
                  "tensorboard=false"]) == 2
     assert "another task or agent config" in capsys.readouterr().out
+
+
+def test_train_on_gym_and_pixel_tasks(tmp_path):
+    quick = [a for a in TINY if not a.startswith(("task=", "seed_steps=", "eval_every=", "checkpoint_every="))]
+    quick += ["seed_steps=30", "eval_every=0", "checkpoint_every=0", "tensorboard=false", "eval_episodes=1"]
+    assert main(["train", *quick, "task=gym:Pendulum-v1", "steps=40", "planner.plan=false", f"out={tmp_path / 'pendulum'}"]) == 0
+    assert load_checkpoint(tmp_path / "pendulum" / "agent.pt")["env"]["action_high"] == [2.0]
+    assert main(["train", *quick, "task=panda-reach", "obs=state+pixels", "steps=40",
+                 f"out={tmp_path / 'pixels'}"]) == 0
+    spec = load_checkpoint(tmp_path / "pixels" / "agent.pt")["env"]["obs_spec"]
+    assert spec["pixels"] == {"shape": [3, 64, 64], "dtype": "uint8"}
