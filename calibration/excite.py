@@ -91,6 +91,20 @@ def load_design(path: str | Path):
 
 
 def run(config: Config) -> int:
+    import sys
+
+    from robot_rl.overrides import ConfigError
+    from sim.params import ParamsError
+    from sim.robot import RobotConfigError
+
+    try:
+        return _run(config)
+    except (ConfigError, ParamsError, RobotConfigError) as err:
+        print(f"robot-rl sysid excite: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(config: Config) -> int:
     from robot_rl.overrides import ConfigError
     from sim.params import load_params
     from sim.robot import load_robot
@@ -103,10 +117,9 @@ def run(config: Config) -> int:
     if config.run_on not in ("sim", "none", "dds"):
         raise ConfigError(f"run_on={config.run_on!r}: expected 'sim', 'none' or 'dds'")
     if config.run_on == "dds":
-        print("robot-rl sysid excite: run_on=dds needs the hardware/ DDS nodes (sim_robot_node + recorder), which "
-              "this command does not drive yet; use run_on=none to write the design and play it with them, or "
-              "run_on=sim")
-        return 2
+        raise ConfigError("run_on=dds needs the hardware/ DDS nodes (sim_robot_node + recorder), which this "
+                          "command does not drive yet; use run_on=none to write the design and play it with them, "
+                          "or run_on=sim")
     robot = load_robot(config.robot)
     base = load_params(config.params) if config.params else None
     arm = ArmModel(robot, base_params=base)

@@ -333,23 +333,36 @@ def _paths(value: str) -> list[str]:
 
 
 def run(config: Config) -> int:
+    import sys
+
     from robot_rl.overrides import ConfigError
-    from sim.params import ParamsError, load_params, save_params
+    from sim.params import ParamsError
+    from sim.robot import RobotConfigError
+
+    try:
+        return _run(config)
+    except (ConfigError, RecordingError, ParamsError, RobotConfigError) as err:
+        print(f"robot-rl sysid fit: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(config: Config) -> int:
+    from robot_rl.overrides import ConfigError
+    from sim.params import load_params, save_params
     from sim.robot import load_robot
 
     if not _paths(config.recording):
-        raise SystemExit("robot-rl sysid fit: recording=PATH is required (a rosbag2 folder)")
+        raise ConfigError("recording=PATH is required (a rosbag2 folder; several comma-separated)")
     robot = load_robot(config.robot)
     topic = config.command_topic or None
-    try:
-        base = load_params(config.params) if config.params else None
-        recordings = [read_recording(p, robot.arm_joints, topic) for p in _paths(config.recording)]
-        holdouts = [read_recording(p, robot.arm_joints, topic) for p in _paths(config.holdout)]
-    except (RecordingError, ParamsError) as err:
-        print(f"robot-rl sysid fit: {err}")
-        return 2
+    base = load_params(config.params) if config.params else None
+    recordings = [read_recording(p, robot.arm_joints, topic) for p in _paths(config.recording)]
+    holdouts = [read_recording(p, robot.arm_joints, topic) for p in _paths(config.holdout)]
     arm = ArmModel(robot, config.physics_dt, base)
     joints = tuple(_paths(config.joints)) or robot.arm_joints
+    unknown = [j for j in joints if j not in robot.arm_joints]
+    if unknown:
+        raise ConfigError(f"joints={config.joints!r}: {unknown} are not arm joints of {robot.name}")
     kinds = tuple(_paths(config.kinds))
     bad = [k for k in kinds if k not in ("damping", "armature", "frictionloss", "kp", "kv")]
     if bad:

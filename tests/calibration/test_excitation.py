@@ -1,0 +1,103 @@
+"""Excitation design: Fourier trajectories inside the limits, collision check against the table, Fisher
+information from batched MuJoCo rollouts, and the active design beating random draws on its criterion."""
+import numpy as np
+import pytest
+
+from calibration import excitation as ex
+from calibration.arm_model import ArmModel
+from sim.robot import load_robot
+
+
+@pytest.fixture(scope="module")
+def arm():
+    return ArmModel(load_robot("panda"))
+
+
+@pytest.fixture(scope="module")
+def home(arm):
+    return np.array(arm.robot.home_qpos)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_trajectory_rests_at_home_and_stays_inside_limits(arm, home, seed):
+    robot = arm.robot
+    limits = ex.excitation_limits(robot, home)
+    shape = np.random.default_rng(seed).uniform(-1, 1, ex.shape_size(robot.n_arm, 5))
+    traj = ex.trajectory_from_shape(shape, robot.arm_joints, home, 0.2, 5, limits)
+    ends = np.array([0.0, traj.period_s])
+    np.testing.assert_allclose(traj.position(ends), [home, home], atol=1e-9)
+    np.testing.assert_allclose(traj.velocity(ends), 0.0, atol=1e-9)
+    np.testing.assert_allclose(traj.acceleration(ends), 0.0, atol=1e-9)
+    t = np.linspace(0.0, traj.period_s, 4001)
+    pos, vel, acc = traj.position(t), traj.velocity(t), traj.acceleration(t)
+    assert np.all(pos >= limits.lower - 1e-4) and np.all(pos <= limits.upper + 1e-4)
+    assert np.all(np.abs(vel) <= limits.velocity * 1.001)
+    assert np.all(np.abs(acc) <= limits.acceleration * 1.001)
+    # Each joint is scaled up to its tightest limit, so every joint is excited as much as allowed.
+    ratio = np.maximum.reduce([np.abs(vel).max(0) / limits.velocity, np.abs(acc).max(0) / limits.acceleration,
+                               (pos.max(0) - home) / (limits.upper - home), (home - pos.min(0)) / (home - limits.lower)])
+    assert np.all(ratio > 0.95)
+
+
+def test_trajectory_file_round_trip_and_errors(arm, home):
+    limits = ex.excitation_limits(arm.robot, home)
+    traj = ex.trajectory_from_shape(np.linspace(-1, 1, ex.shape_size(7, 3)), arm.robot.arm_joints, home, 0.25, 3,
+                                    limits)
+    back = ex.FourierTrajectory.from_dict(traj.to_dict())
+    t = np.linspace(0, 4, 50)
+    np.testing.assert_allclose(back.position(t), traj.position(t))
+    raw = traj.to_dict()
+    raw["q0"] = raw["q0"][:3]
+    with pytest.raises(ValueError, match="x.yaml: trajectory shapes"):
+        ex.FourierTrajectory.from_dict(raw, "x.yaml")
+
+
+def test_collision_checker_catches_a_swing_into_the_table_and_shrinking_fixes_it(arm, home):
+    checker = ex.CollisionChecker(arm, home)
+    # Shoulder (joint 2) swings from home to +1.6 rad: the hand goes through the table.
+    swing = ex.FourierTrajectory(("panda_joint2",), home[[1]], 0.2, np.zeros((1, 1)),
+                                 np.array([[2.4 * 2 * np.pi * 0.2 / 2]]))
+    assert checker.collides(swing)
+    safe = ex.make_safe(swing, checker)
+    assert safe is not None and not checker.collides(safe)
+    assert np.abs(safe.b).max() < np.abs(swing.b).max()
+    small = ex.shrink(swing, 0.05)
+    assert not checker.collides(small)
+
+
+def test_fisher_information_grows_with_motion(arm, home):
+    joints = ("panda_joint2", "panda_joint4")
+    priors = arm.default_priors(joints, ("armature", "kp"), payload=True)
+    experiment = ex.Experiment(duration_s=3.0)
+    still = ex.FourierTrajectory(joints, home[[1, 3]], 0.25, np.zeros((2, 3)), np.zeros((2, 3)))
+    limits = ex.Limits(*(getattr(ex.excitation_limits(arm.robot, home), f)[[1, 3]]
+                         for f in ("lower", "upper", "velocity", "acceleration")))
+    moving = ex.trajectory_from_shape(np.random.default_rng(0).uniform(-1, 1, ex.shape_size(2, 3)), joints,
+                                      home[[1, 3]], 0.25, 3, limits)
+    fims = ex.fisher_information(arm, priors, [still, moving], experiment, home)
+    assert fims.shape == (2, 5, 5)
+    np.testing.assert_allclose(fims, np.transpose(fims, (0, 2, 1)))
+    assert np.linalg.eigvalsh(fims[1]).min() > 0
+    # Armature only shows when the joint accelerates.
+    armature = [p.name for p in priors].index("armature/panda_joint2")
+    assert fims[1][armature, armature] > 100 * fims[0][armature, armature]
+    logdet = ex.criterion(fims)
+    assert logdet[1] > logdet[0]
+    assert ex.criterion(fims, "min_eig")[1] > ex.criterion(fims, "min_eig")[0]
+
+
+def test_active_design_is_more_informative_than_random_draws(arm, home):
+    joints = ("panda_joint2", "panda_joint4")
+    priors = arm.default_priors(joints, ("armature", "kp"), payload=True)
+    experiment = ex.Experiment(duration_s=3.0)
+    full = ex.excitation_limits(arm.robot, home)
+    limits = ex.Limits(full.lower[[1, 3]], full.upper[[1, 3]], full.velocity[[1, 3]], full.acceleration[[1, 3]])
+    checker = ex.CollisionChecker(arm, home)
+    kwargs = dict(n_harmonics=3, base_freq_hz=1 / 3, checker=checker)
+    active = ex.design(arm, priors, joints, home, experiment, limits, population=6, generations=3, seed=0, **kwargs)
+    random = [ex.design(arm, priors, joints, home, experiment, limits, active=False, seed=s, **kwargs).criterion
+              for s in range(4)]
+    assert active.history == sorted(active.history)
+    assert active.criterion >= active.random_criterion
+    assert active.criterion > np.mean(random)
+    assert not checker.collides(active.trajectory)
