@@ -111,6 +111,24 @@ def test_software_device_to_subscriber_over_dds(domain):
     assert stamps == sorted(stamps)
 
 
+def test_colour_only_node(domain):
+    sw = SoftwareCamera(COLOR)
+    camera_dds = DdsNode("camera", domain_id=domain, parameters={"enable_depth": False})
+    logic = CameraNode(camera_dds, camera=sw.camera())
+    assert [p.topic for p in camera_dds.publishers] == [COLOR_IMAGE, COLOR_INFO]
+    listener, got = subscriber(domain)
+    executor = DdsExecutor([camera_dds, listener])
+    executor.spin_until(lambda: all(p.matched_subscriptions() for p in camera_dds.publishers), timeout_s=10)
+    for i in range(4):
+        sw.push(color_image(i), timestamp_ms=T0_MS + 33.333 * i, frame_number=i)
+        executor.spin_until(lambda: len(got[COLOR_INFO]) > i, timeout_s=2)
+    logic.close()
+    assert len(got[COLOR_IMAGE]) >= 3 and not got[DEPTH_IMAGE]
+    last = got[COLOR_IMAGE][-1]
+    np.testing.assert_array_equal(m.array_from_image(last), color_image(round((m.ns_from_time(last.header.stamp) / 1e6
+                                                                               - T0_MS) / 33.333)))
+
+
 def test_camera_node_process_plays_a_recording(domain, tmp_path):
     path = tmp_path / "camera.db3"
     sw = SoftwareCamera(COLOR, DEPTH)
