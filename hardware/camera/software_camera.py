@@ -75,9 +75,16 @@ class SoftwareCamera:
         if self.depth_sensor is not None:
             pairs.append((sensors["Stereo Module"], self.depth_profile))
         self._source = SyncerSource(pairs)
-        camera = RealSenseCamera(self._source, enable_depth=self.depth_sensor is not None, **driver_options)
-        camera.close = self.close  # closing the driver also finishes a recording
-        return camera
+        return RealSenseCamera(self, enable_depth=self.depth_sensor is not None, **driver_options)
+
+    # FrameSource: the driver reads through this object, so closing the driver also finishes a recording.
+    def wait(self, timeout_ms: int):
+        if self._source is None:
+            raise CameraError("SoftwareCamera: not streaming (call camera() first)")
+        return self._source.wait(timeout_ms)
+
+    def stop(self) -> None:
+        self.close()
 
     def push(self, color: np.ndarray, depth: np.ndarray | None = None, *, timestamp_ms: float, frame_number: int,
              domain: str = "global_time") -> None:
