@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 JOINT_STATES_TOPIC = "/joint_states"
-DEFAULT_COMMAND_TOPIC = "/arm_controller/commands"
+DEFAULT_COMMAND_TOPIC = "/forward_position_controller/commands"   # ros2_control forward_command_controller
 JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
 MULTIARRAY_TYPE = "std_msgs/msg/Float64MultiArray"
 TRAJECTORY_TYPE = "trajectory_msgs/msg/JointTrajectory"

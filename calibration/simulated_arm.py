@@ -18,7 +18,7 @@ EPOCH_NS = 1_700_000_000 * 1_000_000_000     # recordings start at a plausible w
 
 def run_commands(robot, commands: np.ndarray, command_hz: float, params=None, state_hz: float = 100.0,
                  physics_dt: float = 0.002, gripper_width: float = 0.0, velocity_noise: float = 0.0,
-                 settle_s: float = 0.5, seed: int = 0, command_topic: str = "/arm_controller/commands",
+                 settle_s: float = 0.5, seed: int = 0, command_topic: str = "/forward_position_controller/commands",
                  object_pose: np.ndarray | None = None) -> JointRecording:
     """Play (K, n_arm) joint targets at `command_hz` on the arm (starting at rest at commands[0]), then hold
     the last target for `settle_s`; joint states at `state_hz`."""

@@ -154,3 +154,34 @@ def test_out_of_order_messages_are_sorted(tmp_path):
     rec = read_recording(bag, JOINTS)
     assert np.all(np.diff(rec.state_stamps) > 0)
     np.testing.assert_allclose(rec.position[:, 0], 0.1 * np.arange(50))
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_reads_bags_written_by_the_hardware_recorder(tmp_path, storage):
+    """hardware/'s BagWriter (what the recorder node uses) and this reader agree on the format."""
+    from hardware.messages import float64_multi_array, joint_state, joint_trajectory
+    from hardware.recording import write_bag
+
+    messages = []
+    for i in range(60):
+        stamp = 5 * 10**9 + i * 20_000_000
+        messages.append(("/joint_states", stamp + 1000,
+                         joint_state(["j2", "j1", "j3", "finger"], [0.2 * i, 0.1 * i, 0.3 * i, 0.04],
+                                     [2.0, 1.0, 3.0, 0.0], stamp_ns=stamp)))
+        if i % 3 == 0:
+            messages.append(("/forward_position_controller/commands", stamp + 500,
+                             float64_multi_array([0.1 * i, 0.2 * i, 0.3 * i])))
+            messages.append(("/arm_controller/joint_trajectory", stamp + 700,
+                             joint_trajectory(["j3", "j2", "j1"], [3.0 * i, 2.0 * i, 1.0 * i], 0.0)))
+    write_bag(tmp_path / "bag", messages, storage=storage)
+    rec = read_recording(tmp_path / "bag", JOINTS, command_topic="/forward_position_controller/commands")
+    np.testing.assert_array_equal(rec.state_stamps, 5 * 10**9 + np.arange(60) * 20_000_000)   # header stamps
+    np.testing.assert_allclose(rec.position[:, 0], 0.1 * np.arange(60))
+    np.testing.assert_allclose(rec.velocity[0], [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(rec.extra_positions["finger"], 0.04)
+    np.testing.assert_array_equal(rec.command_stamps, 5 * 10**9 + np.arange(0, 60, 3) * 20_000_000 + 500)
+    np.testing.assert_allclose(rec.command[:, 2], 0.3 * np.arange(0, 60, 3))
+    traj = read_recording(tmp_path / "bag", JOINTS, command_topic="/arm_controller/joint_trajectory")
+    np.testing.assert_allclose(traj.command, np.outer(np.arange(0, 60, 3), [1.0, 2.0, 3.0]))
+    with pytest.raises(RecordingError, match="exactly one command topic"):
+        read_recording(tmp_path / "bag", JOINTS)
