@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from calibration.arm_model import FIT_KINDS
+from calibration.command_errors import CommandError
 
 FORMAT = "robot_rl.excitation"
 VERSION = 1
@@ -93,19 +94,17 @@ def load_design(path: str | Path):
 def run(config: Config) -> int:
     import sys
 
-    from robot_rl.overrides import ConfigError
     from sim.params import ParamsError
     from sim.robot import RobotConfigError
 
     try:
         return _run(config)
-    except (ConfigError, ParamsError, RobotConfigError) as err:
+    except (CommandError, ParamsError, RobotConfigError) as err:
         print(f"robot-rl sysid excite: {err}", file=sys.stderr)
         return 2
 
 
 def _run(config: Config) -> int:
-    from robot_rl.overrides import ConfigError
     from sim.params import load_params
     from sim.robot import load_robot
 
@@ -113,11 +112,11 @@ def _run(config: Config) -> int:
     from calibration.arm_model import ArmModel
 
     if config.design not in ("active", "random"):
-        raise ConfigError(f"design={config.design!r}: expected 'active' or 'random'")
+        raise CommandError(f"design={config.design!r}: expected 'active' or 'random'")
     if config.run_on not in ("sim", "none", "dds"):
-        raise ConfigError(f"run_on={config.run_on!r}: expected 'sim', 'none' or 'dds'")
+        raise CommandError(f"run_on={config.run_on!r}: expected 'sim', 'none' or 'dds'")
     if config.run_on == "dds":
-        raise ConfigError("run_on=dds needs the hardware/ DDS nodes (sim_robot_node + recorder), which this "
+        raise CommandError("run_on=dds needs the hardware/ DDS nodes (sim_robot_node + recorder), which this "
                           "command does not drive yet; use run_on=none to write the design and play it with them, "
                           "or run_on=sim")
     robot = load_robot(config.robot)
@@ -127,7 +126,7 @@ def _run(config: Config) -> int:
     kinds = tuple(k.strip() for k in config.kinds.split(",") if k.strip())
     unknown = [j for j in joints if j not in robot.arm_joints]
     if unknown:
-        raise ConfigError(f"joints={config.joints!r}: {unknown} are not arm joints of {robot.name}: "
+        raise CommandError(f"joints={config.joints!r}: {unknown} are not arm joints of {robot.name}: "
                           f"{list(robot.arm_joints)}")
     priors = arm.default_priors(joints, kinds, config.payload)
     q_rest = np.asarray(robot.home_qpos, float)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from calibration.arm_model import FIT_KINDS, ArmModel, Prior
+from calibration.command_errors import CommandError
 from calibration.recording_io import JointRecording, RecordingError, read_recording
 
 KNOT_EPS_S = 1e-7     # a held command is a step; linear interpolation over this gap reproduces it
@@ -335,24 +336,22 @@ def _paths(value: str) -> list[str]:
 def run(config: Config) -> int:
     import sys
 
-    from robot_rl.overrides import ConfigError
     from sim.params import ParamsError
     from sim.robot import RobotConfigError
 
     try:
         return _run(config)
-    except (ConfigError, RecordingError, ParamsError, RobotConfigError) as err:
+    except (CommandError, RecordingError, ParamsError, RobotConfigError) as err:
         print(f"robot-rl sysid fit: {err}", file=sys.stderr)
         return 2
 
 
 def _run(config: Config) -> int:
-    from robot_rl.overrides import ConfigError
     from sim.params import load_params, save_params
     from sim.robot import load_robot
 
     if not _paths(config.recording):
-        raise ConfigError("recording=PATH is required (a rosbag2 folder; several comma-separated)")
+        raise CommandError("recording=PATH is required (a rosbag2 folder; several comma-separated)")
     robot = load_robot(config.robot)
     topic = config.command_topic or None
     base = load_params(config.params) if config.params else None
@@ -362,11 +361,11 @@ def _run(config: Config) -> int:
     joints = tuple(_paths(config.joints)) or robot.arm_joints
     unknown = [j for j in joints if j not in robot.arm_joints]
     if unknown:
-        raise ConfigError(f"joints={config.joints!r}: {unknown} are not arm joints of {robot.name}")
+        raise CommandError(f"joints={config.joints!r}: {unknown} are not arm joints of {robot.name}")
     kinds = tuple(_paths(config.kinds))
     bad = [k for k in kinds if k not in ("damping", "armature", "frictionloss", "kp", "kv")]
     if bad:
-        raise ConfigError(f"kinds={config.kinds!r}: unknown kind(s) {bad}")
+        raise CommandError(f"kinds={config.kinds!r}: unknown kind(s) {bad}")
     priors = arm.default_priors(joints, kinds, config.payload)
     fit_segments, holdout_segments = [], []
     for i, rec in enumerate(recordings):
