@@ -41,7 +41,16 @@ def parse(argv: list[str]) -> dict[str, str]:
     return args
 
 
-def train_config(a: dict[str, str], task: str, obs: str, seed: int, demos: str, out: Path):
+# Methods: the overrides each adds to the shared settings ("bc" is handled apart: no interaction).
+METHODS = {
+    "tdmpc2": {},                                                  # no demos
+    "modem": {},                                                   # 5 demos, this repo's defaults (BC term on)
+    "modem-nobc": {"modem.bc_coef": "0"},                          # MoDem as published
+    "modem-v2": {"planner.center_std": "0.2", "planner.value_std_coef": "1.0"},  # + MoDem-V2 switches
+}
+
+
+def train_config(a: dict[str, str], task: str, obs: str, seed: int, demos: str, out: Path, method: str = "modem"):
     from robot_rl.overrides import build
     from robot_rl.train import Config
 
@@ -52,7 +61,9 @@ def train_config(a: dict[str, str], task: str, obs: str, seed: int, demos: str, 
              "planner.iterations": a["iterations"], "planner.elites": a["elites"],
              "planner.policy_samples": a["policy_samples"], "device": a["device"], "threads": a["threads"],
              "progress": "false", "tensorboard": "false", "checkpoint_every": "0", "demos": demos,
-             "modem.bc_steps": a["bc_steps"]}
+             "modem.bc_steps": a["bc_steps"], "frame_stack": "3" if obs != "state" else "1", **METHODS[method]}
+    if method == "modem-v2":
+        pairs["modem.handover_steps"] = str(int(a["steps"]) // 2)
     return build(Config, {k: str(v) for k, v in pairs.items()})
 
 
@@ -117,6 +128,8 @@ def main(argv: list[str]) -> None:
                 except DemoError:
                     pass  # written by a parallel run meanwhile
             for method in a["methods"].split(","):
+                if method not in (*METHODS, "bc"):
+                    raise SystemExit(f"method {method!r}; expected one of {[*METHODS, 'bc']}")
                 for seed in range(1, int(a["seeds"]) + 1):
                     t0 = time.perf_counter()
                     if method == "bc":
@@ -124,7 +137,8 @@ def main(argv: list[str]) -> None:
                         curve = [(0, success), (int(a["steps"]), success)]
                     else:
                         run_dir = out / f"{task}-{obs}-{method}-s{seed}"
-                        cfg = train_config(a, task, obs, seed, str(demos) if method == "modem" else "", run_dir)
+                        cfg = train_config(a, task, obs, seed, "" if method == "tdmpc2" else str(demos), run_dir,
+                                           method)
                         train(cfg)
                         with open(run_dir / "eval.csv") as f:
                             curve = [(int(float(r["step"])), float(r["success"])) for r in csv.DictReader(f)]

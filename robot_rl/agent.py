@@ -41,6 +41,9 @@ class TDMPC2:
         self.pi_optim = torch.optim.Adam(m.pi_head.parameters(), lr=cfg.lr, eps=1e-5, fused=True)
         self.scale = torch.ones((), device=self.device)  # running 5th-95th percentile range of Q
         self.prev_mean = torch.zeros(1, cfg.planner.horizon, action_dim, device=self.device)
+        # Optional extra policy loss f(latents (H+1, B, L), actions (H, B, A)) -> scalar, added to the policy
+        # objective (MoDem's behaviour-cloning term on the demo share of a batch, robot_rl/modem.py).
+        self.pi_regulariser = None
         self._rho = cfg.rho ** torch.arange(cfg.horizon + 1, dtype=torch.float32, device=self.device)
         self.model.eval()
         if compile:  # the loss computations; optimiser steps stay eager
@@ -100,13 +103,15 @@ class TDMPC2:
         self.optim.step()
 
         zs = zs.detach()
-        action_pi, log_prob, q = self._pi_forward(zs)
+        _, log_prob, q = self._pi_forward(zs)
         with torch.no_grad():  # running 5th-95th percentile range of Q, at least 1
             lo, hi = torch.quantile(q[0], torch.tensor([0.05, 0.95], device=q.device))
             self.scale.lerp_(torch.clamp(hi - lo, min=1.0), cfg.tau)
         entropy = -log_prob
         rho = self._rho[: zs.shape[0]]
         pi_loss = (-(cfg.entropy_coef * entropy + q / self.scale).mean(-1) * rho).mean()
+        if self.pi_regulariser is not None:
+            pi_loss = pi_loss + self.pi_regulariser(zs, action)
         self.pi_optim.zero_grad(set_to_none=True)
         pi_loss.backward()
         torch.nn.utils.clip_grad_norm_(m.pi_head.parameters(), cfg.grad_clip_norm, foreach=True)

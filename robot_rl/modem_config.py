@@ -14,6 +14,7 @@ class ModemConfig:
     demo_ratio_start: float = 0.75     # phase 3: fraction of each batch drawn from the demos ...
     demo_ratio_end: float = 0.25       # ... annealed linearly to this ...
     demo_ratio_steps: int = 100_000    # ... over this many environment steps after seeding
+    bc_coef: float = 10.0              # BC term on each batch's demo share in the policy loss (0: MoDem as published)
     handover_steps: int = 0            # MoDem-V2 agency handover (0: the planner acts from the start)
 
 
@@ -24,5 +25,7 @@ def check_config(cfg: ModemConfig) -> None:
     for name in ("bc_steps", "demo_ratio_steps", "handover_steps", "episodes"):
         if getattr(cfg, name) < 0:
             raise ValueError(f"modem.{name}={getattr(cfg, name)}; expected >= 0")
+    if cfg.bc_coef < 0:
+        raise ValueError(f"modem.bc_coef={cfg.bc_coef}; expected >= 0")
     if cfg.seed_noise < 0:
         raise ValueError(f"modem.seed_noise={cfg.seed_noise}; expected >= 0")

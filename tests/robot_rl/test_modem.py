@@ -227,3 +227,22 @@ def test_pixel_modem_trains_from_frame_stacked_camera_images(tmp_path, capsys):
 
     payload = load_checkpoint(tmp_path / "run" / "agent.pt")
     assert payload["env"]["obs_spec"]["pixels"]["shape"] == [9, 64, 64] and payload["env"]["frame_stack"] == 3
+
+
+def test_bc_term_keeps_the_cloned_policy_through_tdmpc2_updates(demos):
+    """The policy update alone (Q still untrained) walks the cloned policy away from the demos; with the BC
+    term on the batch's demo share it stays close."""
+    _, episodes = load_demos(demos)
+    errors = {}
+    for coef in (0.0, 10.0):
+        modem = make_modem(demos, ModemConfig(bc_coef=coef))
+        modem.pretrain_policy(steps=200, batch_size=64)
+        cloned = policy_action_error(modem.agent, episodes, ["state"])
+        torch.manual_seed(1)
+        for _ in range(60):
+            batch = modem.demos.sample(64)
+            modem.last_demo_count = 64
+            modem.agent.update(batch)
+        errors[coef] = policy_action_error(modem.agent, episodes, ["state"])
+    assert errors[10.0] < 0.5 * errors[0.0], (cloned, errors)
+    assert errors[10.0] < 2 * cloned + 0.005, (cloned, errors)
