@@ -6,7 +6,8 @@
    to rosbag2) and `robot-rl sysid fit` -> identified robot_params.yaml with confidence intervals.
 3. Train TD-MPC2 (CPU preset) in the nominal simulator, in the identified one, and in the identified one with
    domain randomisation over the fitted intervals.
-4. Evaluate each policy's success rate on the nominal simulator, the hidden-parameter arm and the PyBullet arm.
+4. Evaluate each policy's success rate on the nominal simulator, the identified one (does it predict the real
+   arm's success?), the hidden-parameter arm and the PyBullet arm.
 
 The trainer takes tasks by Gymnasium id, so the identified/hidden/PyBullet variants are registered here as ids
 (`robot_rl/panda-reach-<variant>-v0`) of sim.env.ArmEnv with `params=`, `randomize=`, `backend=`.
@@ -104,12 +105,13 @@ def main() -> int:
                 "identified": register(args.task, "identified", params=str(identified)),
                 "identified+dr": register(args.task, "identified-dr", params=str(identified), randomize=True)}
     targets = {"nominal sim": f"panda-{args.task}",
+               "identified sim": variants["identified"],     # does the identified sim predict the real arm?
                "hidden arm": register(args.task, "hidden", params=str(hidden)),
                "pybullet arm": register(args.task, "pybullet", backend="pybullet")}
     preset = load_yaml(ROOT / "robot_rl/presets/cpu_small.yaml")
     rows = []
     for training in args.trainings.split(","):
-        run_dir = out / "runs" / f"{training}-s{args.seed}"
+        run_dir = out / "runs" / f"{training}-s{args.seed}-{args.steps}"
         start = time.time()
         if not (run_dir / "agent.pt").is_file():
             cfg = build(Config, preset, {"task": variants[training], "seed": args.seed, "steps": args.steps,

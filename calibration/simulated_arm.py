@@ -7,8 +7,6 @@ topic would hold. This stands in for the arm only; the recording written from it
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from calibration.recording_io import JointRecording

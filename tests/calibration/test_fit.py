@@ -40,6 +40,17 @@ def test_excite_writes_design_and_rosbag(recording):
     assert design["trajectory"]["joint_names"] == JOINTS.split(",")
     assert (recording / "rec" / "metadata.yaml").is_file()
     assert list((recording / "rec").glob("*.mcap"))
+    # The design file replays: the commands it gives are the ones recorded.
+    from calibration.excitation import commands_for
+    from calibration.excite import load_design
+    from calibration.recording_io import read_recording
+    from sim.robot import load_robot
+
+    traj, experiment, q_rest, robot = load_design(recording / "excitation.yaml")
+    assert robot == "panda" and experiment.duration_s == 8.0
+    arm_joints = load_robot("panda").arm_joints
+    recorded = read_recording(recording / "rec", arm_joints)
+    np.testing.assert_allclose(recorded.command, commands_for(traj, experiment, q_rest, arm_joints))
 
 
 def test_fit_recovers_hidden_parameters(recording, capsys):
