@@ -1,0 +1,189 @@
+"""sim_robot_node over real DDS on loopback: joint states at the rate, the arm follows forward and trajectory
+commands in real time, holds its last target when commands stop, ignores malformed commands, delays commands by
+the configured latency (also from a robot parameters file), resets goals, and runs as its own process."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from cyclonedds.domain import Domain
+
+from hardware import messages as m
+from hardware.nodes.sim_robot_node import SimRobot
+from hardware.transport.base import QOS_LATCHED, QOS_SENSOR_DATA
+from hardware.transport.dds import DdsExecutor, DdsNode, local_only_config, private_domain_id, spin_in_thread
+
+ROOT = Path(__file__).resolve().parents[2]
+ARM = [f"panda_joint{i}" for i in range(1, 8)]
+
+
+@pytest.fixture
+def domain():
+    domain_id = private_domain_id()
+    handle = Domain(domain_id, local_only_config())
+    yield domain_id
+    del handle
+
+
+class Harness:
+    """The sim node and a test node (publishers, recorded subscriptions) spun on one executor thread."""
+
+    def __init__(self, domain, **params):
+        self.node = DdsNode("sim_robot", domain_id=domain, parameters=params)
+        self.sim = SimRobot(self.node)
+        self.test = DdsNode("tester", domain_id=domain)
+        self.states, self.tasks, self.goals = [], [], []
+        self.test.create_subscription(m.JointState, "/joint_states", self._state, QOS_SENSOR_DATA)
+        self.test.create_subscription(m.String, "/sim_robot/task_state", lambda s: self.tasks.append(json.loads(s.data)))
+        self.forward = self.test.create_publisher(m.Float64MultiArray, "/forward_position_controller/commands")
+        self.trajectory = self.test.create_publisher(m.JointTrajectory, "/joint_trajectory_controller/joint_trajectory")
+        self.gripper = self.test.create_publisher(m.Float64MultiArray, "/gripper_controller/commands")
+        self.reset = self.test.create_publisher(m.Float64MultiArray, "/sim_robot/reset")
+        self.executor = DdsExecutor([self.node, self.test])
+        self.thread = spin_in_thread(self.executor)
+        self.wait(lambda: len(self.states) > 3 and all(p.matched_subscriptions() for p in self.test.publishers))
+
+    def _state(self, msg):
+        self.states.append((time.monotonic(), msg))
+
+    def wait(self, predicate, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.005)
+
+    def q(self):
+        return m.joint_state_arrays(self.states[-1][1], ARM)[0]
+
+    def close(self):
+        self.executor.shutdown()
+        self.thread.join(5)
+        self.sim.close()
+
+
+@pytest.fixture
+def harness(domain):
+    made = []
+
+    def make(**params):
+        made.append(Harness(domain, **params))
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def test_joint_states_at_the_rate_and_forward_commands_tracked(harness):
+    h = harness(rate_hz=250.0)
+    n0, t0 = len(h.states), time.monotonic()
+    time.sleep(1.0)
+    rate = (len(h.states) - n0) / (time.monotonic() - t0)
+    assert 200 < rate < 270, rate
+    msg = h.states[-1][1]
+    assert list(msg.name) == ARM + ["panda_finger_joint1", "panda_finger_joint2"]
+    assert len(msg.velocity) == len(msg.name) and abs(m.ns_from_time(msg.header.stamp) - time.time_ns()) < 0.1e9
+    start = h.q()
+    target = start + np.array([0.15, -0.1, 0.1, 0.1, 0.0, 0.1, -0.1])
+    h.forward.publish(m.float64_multi_array(target))
+    h.wait(lambda: np.max(np.abs(h.q() - target)) < 2e-3, timeout=3.0)
+    assert h.sim.overruns == 0
+
+
+def test_holds_last_target_when_commands_stop_and_ignores_malformed_commands(harness):
+    h = harness(command_timeout_s=0.2)
+    target = h.q() + 0.05
+    h.forward.publish(m.float64_multi_array(target))
+    h.wait(lambda: np.max(np.abs(h.q() - target)) < 1e-3, timeout=3.0)
+    for bad in ([1.0, 2.0], [float("nan")] * 7):
+        h.forward.publish(m.float64_multi_array(bad))
+    time.sleep(0.6)   # no more commands: a forward command controller keeps the last one
+    np.testing.assert_allclose(h.q(), target, atol=1e-3)
+    assert h.sim.commands_received == 1
+    h.wait(lambda: h.tasks and h.tasks[-1]["command_stale"])
+
+
+def test_trajectory_is_interpolated_in_real_time(harness):
+    h = harness()
+    start = h.q()
+    goal = start + np.array([0.3, 0, 0, 0, 0, 0, 0])
+    order = ARM[::-1]   # joint_trajectory_controller matches joints by name, in any order
+    h.trajectory.publish(m.joint_trajectory(order, goal[::-1], time_from_start_s=1.0))
+    t_sent = time.monotonic()
+    h.wait(lambda: time.monotonic() - t_sent > 0.5)
+    middle = h.q()[0] - start[0]
+    assert 0.08 < middle < 0.22, middle        # about half way (0.15) half way through
+    h.wait(lambda: abs(h.q()[0] - goal[0]) < 2e-3, timeout=3.0)
+    assert time.monotonic() - t_sent > 0.95
+
+
+def test_command_latency_from_parameter_and_params_file(harness, tmp_path):
+    params = tmp_path / "robot_params.yaml"
+    params.write_text(yaml.safe_dump({"format": "robot_rl.robot_params", "version": 1, "robot": "panda",
+                                      "parameters": {"action_latency": {"value": 2}}}))
+    h = harness(command_latency_s=0.1, params_file=str(params), params_control_hz=20.0)
+    assert h.sim.latency_s == pytest.approx(0.2)   # 0.1 s + 2 steps at 20 Hz
+    start = h.q()
+    h.forward.publish(m.float64_multi_array(start + 0.1))
+    t_sent = time.monotonic()
+    h.wait(lambda: abs(h.q()[0] - start[0]) > 0.01, timeout=3.0)
+    moved_after = h.states[-1][0] - t_sent
+    assert 0.18 < moved_after < 0.35, moved_after
+
+
+def test_reset_sets_goal_latched_and_keeps_the_arm(harness, domain):
+    h = harness()
+    before = h.q()
+    h.reset.publish(m.float64_multi_array([0.5, 0.1, 0.3]))
+    h.wait(lambda: h.tasks and h.tasks[-1]["goal"] == [0.5, 0.1, 0.3])
+    np.testing.assert_allclose(h.q(), before, atol=2e-3)
+    late = DdsNode("late", domain_id=domain)   # a late joiner still gets the goal (latched)
+    goals = []
+    late.create_subscription(m.Float64MultiArray, "/goal", goals.append, QOS_LATCHED)
+    executor = DdsExecutor([late])
+    assert executor.spin_until(lambda: bool(goals), timeout_s=5)
+    assert list(goals[-1].data) == [0.5, 0.1, 0.3]
+    h.reset.publish(m.float64_multi_array([]))   # sampled from the reach task's goal region
+    h.wait(lambda: h.tasks[-1]["goal"] != [0.5, 0.1, 0.3])
+    assert 0.3 <= h.tasks[-1]["goal"][0] <= 0.55
+
+
+def test_gripper_command_clamped_to_the_hand(harness):
+    h = harness()
+    h.gripper.publish(m.float64_multi_array([0.5]))   # wider than the hand opens
+    h.wait(lambda: h.sim.gripper_target == pytest.approx(0.08))
+    h.gripper.publish(m.float64_multi_array([0.02]))
+    h.wait(lambda: abs(sum(h.states[-1][1].position[7:]) - 0.02) < 2e-3, timeout=5)
+
+
+def test_process_publishes_and_stops_cleanly(domain):
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "CYCLONEDDS_URI": local_only_config(),
+           "ROBOT_RL_TRANSPORT": "dds", "PYTHONPATH": str(ROOT)}
+    listener = DdsNode("listener", domain_id=domain)
+    states = []
+    listener.create_subscription(m.JointState, "/joint_states", states.append, QOS_SENSOR_DATA)
+    executor = DdsExecutor([listener])
+    proc = subprocess.Popen([sys.executable, "-m", "hardware.nodes.sim_robot_node", "--ros-args", "--params-file",
+                             str(ROOT / "launch/config/sim_robot.yaml"), "-p", "backend:=pybullet"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert executor.spin_until(lambda: len(states) > 20, timeout_s=30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "pybullet" in err + out
+
+
+def test_unknown_parameter_is_refused(domain):
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "CYCLONEDDS_URI": local_only_config(),
+           "ROBOT_RL_TRANSPORT": "dds", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "hardware.nodes.sim_robot_node", "rate_hzz:=10.0"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "rate_hzz" in proc.stderr
