@@ -8,6 +8,9 @@ MoDem-V2's switches for learning safely on a real robot (Lancaster et al., 2023)
    batches drawn by the oversampling sampler below);
 3. interactive learning with demo oversampling: each batch draws a scheduled fraction from the demo buffer,
    annealed linearly from `demo_ratio_start` (75 %) to `demo_ratio_end` (25 %) over `demo_ratio_steps`.
+   Added here (not in the paper, `modem.bc_coef=0` turns it off): a behaviour-cloning term on each batch's
+   demo share in the policy loss, which keeps the cloned policy while Q is still untrained (see
+   `_bc_regulariser`).
 
 MoDem-V2 switches (each off by default):
 - exploration centering: `planner.center_std > 0` (robot_rl/planner.py) samples the planner's trajectories
