@@ -1,0 +1,237 @@
+"""`robot-rl export checkpoint=runs/x/agent.pt out=bundles/x`: a checkpoint -> a policy bundle, the only thing
+hardware/ reads from training (schema in docs/formats.md, read by hardware/bundle.py):
+
+  policy.onnx   observation -> deterministic policy-prior action (robot_rl/onnx_graphs.PolicyGraph)
+  planner.onnx  the whole MPPI planner, unrolled with fixed shapes (robot_rl/onnx_graphs.PlannerGraph)
+  bundle.json   observation layout, action scaling, joints and limits, control rate, planner settings,
+                sha256 and input/output specs of both models, safety limits and the numpy FK chain
+
+Both graphs are traced with batch 1 by torch.onnx.export (TorchScript exporter: the planner's static loops
+unroll at trace time), checked with onnx.checker and run once in onnxruntime against PyTorch before the bundle
+is written. The folder is built next to `out` and renamed into place, so a bundle is complete or absent.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+import robot_rl
+from robot_rl.agent_config import PlannerConfig, check_planner, model_dims
+
+BUNDLE_FORMAT = "robot_rl.bundle"
+BUNDLE_VERSION = 1
+OPSET = 17
+PARITY_TOL = 1e-4
+Q_HEADS_RULE = ("value of a trajectory's last latent = mean over all {n} Q heads minus value_std_coef x their "
+                "standard deviation (no random pair of heads as in the paper: deterministic given the noise inputs)")
+
+
+class ExportError(ValueError):
+    pass
+
+
+@dataclass
+class Config:
+    checkpoint: str = "runs/default/agent.pt"
+    out: str = "bundles/default"
+    overwrite: bool = False
+    opset: int = OPSET
+    use_planner_config: bool = False     # true: export the planner.* keys below instead of the checkpoint's
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    workspace_lower: list[float] = field(default_factory=list)   # tool-point box for the safety filter, m
+    workspace_upper: list[float] = field(default_factory=list)   # (both or neither; empty: no box)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def onnx_bytes(module, args: tuple, input_names: list[str], output_names: list[str], opset: int) -> bytes:
+    import onnx
+    import torch
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
+        torch.onnx.export(module, args, buf, dynamo=False, opset_version=opset, input_names=input_names,
+                          output_names=output_names, do_constant_folding=True)
+    data = buf.getvalue()
+    onnx.checker.check_model(onnx.load_from_string(data))
+    return data
+
+
+def check_parity(data: bytes, module, args: tuple, input_names: list[str], what: str) -> float:
+    """Run the ONNX graph and the module on the same inputs; the largest absolute output difference."""
+    import onnxruntime as ort
+    import torch
+
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    got = session.run(None, {name: a.numpy() for name, a in zip(input_names, args)})
+    with torch.no_grad():
+        ref = module(*args)
+    ref = ref if isinstance(ref, tuple) else (ref,)
+    err = max(float(np.abs(g - r.numpy()).max()) for g, r in zip(got, ref))
+    if not err <= PARITY_TOL:
+        raise ExportError(f"{what}: onnxruntime differs from PyTorch by {err:.3g} (> {PARITY_TOL})")
+    return err
+
+
+def io_spec(names: list[str], tensors) -> list[dict]:
+    return [{"name": n, "shape": list(t.shape), "dtype": str(np.dtype(t.numpy().dtype))} for n, t in zip(names, tensors)]
+
+
+def example_obs(model, generator) -> tuple:
+    import torch
+
+    obs = []
+    for key in model.encoder.keys:
+        shape = (1, *model.obs_spec[key])
+        if key == "pixels":
+            obs.append(torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator))
+        else:
+            obs.append(torch.randn(shape, generator=generator))
+    return tuple(obs)
+
+
+def build_bundle(agent, env_info, planner_cfg: PlannerConfig, folder: Path, opset: int = OPSET,
+                 workspace: tuple[list[float], list[float]] | None = None, source: str = "") -> dict:
+    """Write policy.onnx, planner.onnx and bundle.json into (an existing, empty) `folder`; returns bundle.json."""
+    import torch
+
+    from hardware.safety_config import limits_from_robot
+    from robot_rl.onnx_graphs import PlannerGraph, PolicyGraph
+    from robot_rl.planner import sample_noise
+    from sim.kinematic_chain import chain_from_mjcf
+    from sim.robot import load_robot
+
+    if not env_info.robot:
+        raise ExportError(f"{source}: task {env_info.task!r} has no robot; bundles are for the sim/ robot tasks "
+                          f"(their joints, limits and action scaling go into bundle.json)")
+    check_planner(planner_cfg)
+    robot = load_robot(env_info.robot)
+    model = agent.model.eval()
+    keys = list(model.encoder.keys)
+    gen = torch.Generator().manual_seed(0)
+    obs = example_obs(model, gen)
+    a_dim = env_info.action_dim
+    if a_dim != robot.n_arm + 1:
+        raise ExportError(f"{source}: action size {a_dim}, robot {robot.name!r} takes {robot.n_arm} + 1 (gripper)")
+
+    policy = PolicyGraph(model)
+    policy_data = onnx_bytes(policy, obs, keys, ["action"], opset)
+    policy_err = check_parity(policy_data, policy, obs, keys, "policy.onnx")
+
+    planner = PlannerGraph(model, planner_cfg, agent.discount)
+    plan_names = [*keys, "prev_plan", "is_first", "noise", "policy_noise", "select_noise"]
+    prev = torch.zeros(1, planner_cfg.horizon, a_dim)
+    plan_args = (*obs, prev, torch.tensor([True]), *sample_noise(planner_cfg, 1, a_dim, generator=gen))
+    planner_data = onnx_bytes(planner, plan_args, plan_names, ["action", "next_plan"], opset)
+    planner_err = check_parity(planner_data, planner, plan_args, plan_names, "planner.onnx")
+
+    with torch.no_grad():
+        policy_out = (policy(*obs),)
+        planner_out = planner(*plan_args)
+    models = {}
+    for name, data, names, args, outs, err in (
+            ("policy", policy_data, keys, obs, policy_out, policy_err),
+            ("planner", planner_data, plan_names, plan_args, planner_out, planner_err)):
+        path = folder / f"{name}.onnx"
+        path.write_bytes(data)
+        models[name] = {"file": path.name, "sha256": hashlib.sha256(data).hexdigest(),
+                        "inputs": io_spec(names, args), "outputs": io_spec(["action", "next_plan"][:len(outs)], outs),
+                        "export_parity_max_abs": err}
+
+    chain = chain_from_mjcf(robot.description, robot.arm_joints, robot.ee_site)
+    lower, upper = workspace if workspace else (None, None)
+    safety = limits_from_robot(robot, lower, upper, chain if workspace else None)
+    dims = model_dims(agent.cfg)
+    spec = env_info.obs_spec
+    bundle = {
+        "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "exporter_version": robot_rl.__version__,
+        "source_checkpoint": source, "task": env_info.task, "robot": robot.name, "control_hz": env_info.control_hz,
+        "model": {"preset": agent.cfg.model_size, **vars(dims), "num_bins": agent.cfg.num_bins},
+        "observation": {
+            "keys": keys,
+            "state_layout": [list(x) for x in env_info.obs_layout] if "state" in keys and env_info.obs_layout else [],
+            "state_dim": spec["state"][0][0] if "state" in spec else None,
+            "pixels_shape": list(spec["pixels"][0]) if "pixels" in spec else None,
+            "frame_stack": env_info.frame_stack,
+            "normalisation": {"state": "none: raw float32 as the environment returns it",
+                              "pixels": "uint8 0..255 in (C, H, W), C = 3 x frame_stack oldest first; "
+                                        "scaled to [-0.5, 0.5] inside the graphs"}},
+        "action": {"dim": a_dim, "max_joint_step": robot.max_joint_step, "gripper_max_width": robot.gripper_max_width,
+                   "rule": "targets = clip(previous_targets + action[:n] * max_joint_step, lower, upper); "
+                           "finger gap = (action[n] + 1) / 2 * gripper_max_width (sim/action_mapping.py)"},
+        "joint_names": list(robot.arm_joints), "gripper_joints": list(robot.gripper_joints),
+        "position_lower": robot.lower.tolist(), "position_upper": robot.upper.tolist(),
+        "planner": {"samples": planner_cfg.samples, "iterations": planner_cfg.iterations,
+                    "horizon": planner_cfg.horizon, "elites": planner_cfg.elites,
+                    "policy_samples": planner_cfg.policy_samples, "temperature": planner_cfg.temperature,
+                    "min_std": planner_cfg.min_std, "max_std": planner_cfg.max_std,
+                    "value_std_coef": planner_cfg.value_std_coef, "center_std": planner_cfg.center_std,
+                    "discount": agent.discount, "q_heads": Q_HEADS_RULE.format(n=dims.num_q)},
+        "opset": opset, "models": models, "safety": safety.to_dict(), "kinematics": chain,
+    }
+    (folder / "bundle.json").write_text(json.dumps(bundle, indent=1))
+    return bundle
+
+
+def export(checkpoint: str | Path, out: str | Path, planner_cfg: PlannerConfig | None = None, opset: int = OPSET,
+           overwrite: bool = False, workspace: tuple[list[float], list[float]] | None = None) -> dict:
+    """Export a checkpoint to the bundle folder `out` atomically; returns bundle.json's content."""
+    from robot_rl.checkpoint import load_agent
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ExportError(f"out={out}: exists (overwrite=true replaces it)")
+    agent, env_info, _ = load_agent(checkpoint, device="cpu")
+    cfg = planner_cfg or agent.cfg.planner
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        bundle = build_bundle(agent, env_info, cfg, tmp, opset, workspace, str(checkpoint))
+        if out.exists():  # overwrite: move the old one aside first so `out` is never half-written
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return bundle
+
+
+def run(config: Config) -> int:
+    import torch
+
+    torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
+    workspace = None
+    if config.workspace_lower or config.workspace_upper:
+        if len(config.workspace_lower) != 3 or len(config.workspace_upper) != 3:
+            raise ExportError(f"workspace_lower={config.workspace_lower}, workspace_upper={config.workspace_upper}: "
+                              f"expected 3 numbers each (x, y, z in m), or both empty")
+        workspace = (list(config.workspace_lower), list(config.workspace_upper))
+    cfg = replace(config.planner) if config.use_planner_config else None
+    bundle = export(config.checkpoint, config.out, cfg, config.opset, config.overwrite, workspace)
+    p = bundle["planner"]
+    print(f"wrote {config.out}: {bundle['task']} ({bundle['model']['preset']}), observation "
+          f"{bundle['observation']['keys']}, planner {p['samples']}x{p['iterations']}x{p['horizon']}, parity "
+          f"policy {bundle['models']['policy']['export_parity_max_abs']:.2g} planner "
+          f"{bundle['models']['planner']['export_parity_max_abs']:.2g}")
+    return 0
