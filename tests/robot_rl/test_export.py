@@ -1,0 +1,91 @@
+"""robot-rl export: ONNX (onnxruntime, through hardware/'s runtime) against the PyTorch agent on the same inputs
+and noise, policy and planner, state and state+pixels, two model sizes; the CLI writes a complete bundle."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hardware.policy_runtime import open_bundle, planner_noise
+from robot_rl.cli import main as cli_main
+from robot_rl.export import ExportError, export
+from robot_rl.planner import plan
+from tests.hardware.exported_bundle import make_bundle
+
+TOL = 1e-4
+CASES = {"tiny-state": ("state", {}), "1M-state": ("state", {"model_size": "1M"}),
+         "tiny-state+pixels": ("state+pixels", {})}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    torch.set_num_threads(1)
+
+
+def observation(rng, bundle):
+    state = rng.standard_normal(bundle.inputs["policy"][0].shape[1:]).astype(np.float32) \
+        if "state" in bundle.obs_keys else None
+    pixels = rng.integers(0, 256, bundle.pixels_shape, dtype=np.uint8) if bundle.pixels_shape else None
+    return state, pixels
+
+
+def torch_obs(state, pixels):
+    obs = {}
+    if state is not None:
+        obs["state"] = torch.as_tensor(state)[None]
+    if pixels is not None:
+        obs["pixels"] = torch.as_tensor(pixels)[None]
+    return obs
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_onnx_matches_pytorch_policy_and_planner_over_steps(tmp_path, case):
+    obs_type, sizes = CASES[case]
+    folder, agent = make_bundle(tmp_path, obs_type, **sizes)
+    model, cfg = agent.model.eval(), agent.cfg.planner
+    policy = open_bundle(folder, "policy")
+    planner = open_bundle(folder, "planner", seed=7)
+    bundle = planner.bundle
+    noise_rng = np.random.default_rng(7)   # the runtime's draws, replayed for PyTorch
+    shapes = planner.runtime.noise_shapes
+    rng = np.random.default_rng(0)
+    prev = torch.zeros(1, cfg.horizon, bundle.action_dim)
+    actions = []
+    for step in range(4):
+        state, pixels = observation(rng, bundle)
+        x = torch_obs(state, pixels)
+        with torch.no_grad():
+            _, ref_policy, _ = model.pi(model.encode(x))
+        np.testing.assert_allclose(policy.runtime.act(state, pixels), ref_policy[0].numpy(), atol=TOL)
+
+        first = step in (0, 3)   # step 3: a new episode in the middle of the run resets the warm start
+        got = planner.runtime.act(state, pixels, first=first)
+        noise = {k: torch.as_tensor(v) for k, v in planner_noise(noise_rng, shapes).items()}
+        with torch.no_grad():
+            ref, prev, _ = plan(model, x, prev, torch.tensor([first]), noise["noise"], noise["policy_noise"],
+                                noise["select_noise"], cfg, agent.discount)
+        np.testing.assert_allclose(got, ref[0].numpy(), atol=TOL)
+        np.testing.assert_allclose(planner.runtime.plan, prev.numpy(), atol=TOL)
+        actions.append(got)
+    assert np.ptp(np.stack(actions), axis=0).max() > 1e-3, "the planner's actions never changed"
+
+
+def test_cli_writes_a_complete_bundle_and_refuses_to_overwrite(tmp_path, capsys):
+    folder, _ = make_bundle(tmp_path)
+    ckpt, out = tmp_path / "agent.pt", tmp_path / "cli_bundle"
+    args = ["export", f"checkpoint={ckpt}", f"out={out}", "use_planner_config=true", "planner.samples=32",
+            "planner.iterations=1", "planner.elites=4", "planner.policy_samples=4",
+            "workspace_lower=[0.1,-0.5,0.0]", "workspace_upper=[0.8,0.5,0.8]"]
+    assert cli_main(args) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["bundle.json", "planner.onnx", "policy.onnx"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temp folder left behind"
+    meta = json.loads((out / "bundle.json").read_text())
+    assert meta["planner"]["samples"] == 32 and meta["planner"]["iterations"] == 1
+    assert meta["safety"]["workspace"]["lower"] == [0.1, -0.5, 0.0]
+    assert meta["models"]["planner"]["inputs"][3]["shape"] == [1, 1, 32, 4, 8]  # noise (I, B, S, H+1, A)
+    loaded = open_bundle(out, "planner")
+    assert loaded.safety.workspace is not None and loaded.control_hz == 20.0
+    with pytest.raises(ExportError, match="exists"):
+        export(ckpt, out)
+    assert cli_main(args[:1] + [f"checkpoint={tmp_path / 'none.pt'}", f"out={tmp_path / 'x'}"]) == 2
