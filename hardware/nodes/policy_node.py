@@ -31,6 +31,7 @@ import numpy as np
 
 from hardware.messages import (Bool, Float64MultiArray, Image, JointState, JointTrajectory, String, array_from_image,
                                float64_multi_array, joint_state_arrays, joint_trajectory, ns_from_time)
+from hardware.policy_io import FrameStacker
 from hardware.safety import SafetyFilter, SafetyStatus
 from hardware.safety_config import SafetyConfig
 from hardware.transport.base import QOS_DEFAULT, QOS_LATCHED, QOS_SENSOR_DATA, Node
@@ -58,11 +59,13 @@ PARAMETERS: dict[str, object] = {
 COMMAND_INTERFACES = ("forward", "trajectory")
 MODES = ("policy", "planner")
 LATENCY_WINDOW = 2000   # periods kept for the percentiles
+# The policy's command passes (maybe clipped): changes among these are not worth a log line each period.
+NORMAL = {SafetyStatus.OK, SafetyStatus.LIMITED, SafetyStatus.WORKSPACE}
 
 
 class PolicyNode:
     def __init__(self, node: Node, clock_ns=None):
-        from hardware.policy_runtime import load_runtime   # onnxruntime loads with the node, not with the package
+        from hardware.policy_runtime import open_bundle   # onnxruntime loads with the node, not with hardware/
 
         self.node = node
         p = {name: node.declare_parameter(name, default) for name, default in PARAMETERS.items()}
@@ -74,17 +77,22 @@ class PolicyNode:
         if p["command_interface"] not in COMMAND_INTERFACES:
             raise ValueError(f"parameter {node.name}.command_interface: expected one of {COMMAND_INTERFACES}, "
                              f"got {p['command_interface']!r}")
-        self.runtime = load_runtime(p["bundle"], p["mode"], seed=p["seed"])
-        spec = self.runtime.spec
-        self.rate_hz = p["control_rate_hz"] or spec.control_hz
+        loaded = open_bundle(p["bundle"], p["mode"], p["seed"])
+        self.bundle_path = p["bundle"]
+        self.io, self.runtime = loaded.io, loaded.runtime
+        self.rate_hz = p["control_rate_hz"] or loaded.control_hz
         if not self.rate_hz > 0:
             raise ValueError(f"parameter {node.name}.control_rate_hz: expected > 0, got {self.rate_hz}")
         self.period_s = 1.0 / self.rate_hz
         config = SafetyConfig.from_dict({"control_period_s": self.period_s,
                                          **{k.removeprefix("safety."): v for k, v in p.items()
                                             if k.startswith("safety.")}}, f"node {node.name} safety.* parameters")
-        self.safety = SafetyFilter(spec.safety, config)
-        self.joint_names = list(spec.safety.joint_names)
+        if tuple(loaded.safety.joint_names) != tuple(self.io.joint_names):
+            raise ValueError(f"{p['bundle']}: safety limits joints {list(loaded.safety.joint_names)} differ from the "
+                             f"policy's {list(self.io.joint_names)}")
+        self.safety = SafetyFilter(loaded.safety, config)
+        self.joint_names = list(self.io.joint_names)
+        self.frames = FrameStacker(self.io.pixels_shape[0] // 3) if self.io.needs_pixels else None
         self.clock_ns = clock_ns or node.now_ns
 
         self.q = self.dq = None
@@ -106,9 +114,9 @@ class PolicyNode:
         node.create_subscription(JointState, p["joint_states_topic"], self.on_joint_state, QOS_SENSOR_DATA)
         if p["goal_topic"]:
             node.create_subscription(Float64MultiArray, p["goal_topic"], self.on_goal, QOS_LATCHED)
-        if spec.needs_object:
+        if self.io.needs_object:
             node.create_subscription(Float64MultiArray, p["object_topic"], self.on_object, QOS_DEFAULT)
-        if spec.needs_pixels:
+        if self.io.needs_pixels:
             node.create_subscription(Image, p["image_topic"], self.on_image, QOS_SENSOR_DATA)
         node.create_subscription(Bool, p["estop_topic"], self.on_estop, QOS_LATCHED)
         node.create_subscription(Bool, p["estop_reset_topic"], self.on_estop_reset, QOS_DEFAULT)
@@ -123,7 +131,8 @@ class PolicyNode:
         node.create_timer(self.period_s, self.tick)
         node.create_timer(p["diagnostics_period_s"], self.publish_diagnostics)
         node.logger.info(f"bundle {p['bundle']} ({p['mode']}), {self.rate_hz:g} Hz, {p['command_interface']} "
-                         f"commands, observation {[name for name, _ in spec.obs_layout]}")
+                         f"commands, observation {[name for name, _ in self.io.obs_layout]}"
+                         f"{' + pixels ' + str(self.io.pixels_shape) if self.io.needs_pixels else ''}")
 
     # ---------------------------------------------------------------- inputs
     def on_joint_state(self, msg: JointState) -> None:
@@ -134,7 +143,7 @@ class PolicyNode:
             return
         self.q, self.dq = q, dq
         self.state_stamp_ns = ns_from_time(msg.header.stamp)
-        fingers = [i for i, name in enumerate(msg.name) if name in self.runtime.spec.gripper_joints]
+        fingers = [i for i, name in enumerate(msg.name) if name in self.io.gripper_joints]
         if fingers:
             self.gripper_width = float(sum(msg.position[i] for i in fingers))
 
@@ -144,7 +153,7 @@ class PolicyNode:
             self.node.logger.error(f"{self.p['goal_topic']}: expected 3 finite numbers, got {list(msg.data)}")
             return
         if self.goal is None or not np.array_equal(goal, self.goal):
-            self.first = True   # a new task: the planner's warm start belongs to the old one
+            self.new_episode()   # a new task: the planner's warm start and the frames belong to the old one
         self.goal = goal
 
     def on_object(self, msg: Float64MultiArray) -> None:
@@ -168,7 +177,7 @@ class PolicyNode:
         if not msg.data:
             return
         if self.safety.reset():
-            self.first = True
+            self.new_episode()
             self.node.logger.info("e-stop/fault reset: resuming (start ramp)")
         else:
             self.node.logger.warning("reset refused: the e-stop is still active")
@@ -192,17 +201,16 @@ class PolicyNode:
         now = self.clock_ns()
         stamp = self.state_stamp_ns if self.state_stamp_ns is not None else 0
         safe = self.safety.filter(command, self.q, self.dq, stamp, now)
-        if safe.status != self.last_status:
-            log = self.node.logger.info if safe.status in (SafetyStatus.OK, SafetyStatus.LIMITED) else \
-                self.node.logger.warning
+        if safe.status != self.last_status and not (safe.status in NORMAL and self.last_status in NORMAL):
+            log = self.node.logger.info if safe.status in NORMAL else self.node.logger.warning
             log(f"safety: {safe.status.value}{': ' + safe.detail if safe.detail else ''}")
-            self.last_status = safe.status
+        self.last_status = safe.status
         if safe.positions is None:
             return
         self.publish_arm(safe.positions)
         self.previous_targets = np.asarray(safe.positions, dtype=float)
         if command is not None and not safe.status.holding and self.gripper_pub is not None:
-            width = float(np.clip(gripper, 0.0, self.runtime.spec.gripper_max_width))
+            width = float(np.clip(gripper, 0.0, self.io.gripper_max_width))
             self.gripper_pub.publish(float64_multi_array([width]))
         self.published += 1
         if command is not None and not safe.status.holding:
@@ -214,18 +222,28 @@ class PolicyNode:
         if self.state_stamp_ns is not None:
             self.age_s.append((self.clock_ns() - self.state_stamp_ns) * 1e-9)
 
+    def new_episode(self) -> None:
+        self.first = True
+        if self.frames is not None:
+            self.frames.reset()
+
     def compute_command(self) -> tuple[np.ndarray | None, float]:
-        """Joint targets and finger gap from the policy, or (None, 0) while inputs it needs are missing."""
-        spec = self.runtime.spec
-        if (self.goal is None and spec.needs_goal) or (self.object_pose is None and spec.needs_object) or \
-                (self.image is None and spec.needs_pixels):
+        """Joint targets and finger gap from the policy, or (None, 0) while an input it needs is missing."""
+        io = self.io
+        if (self.goal is None and io.needs_goal) or (self.object_pose is None and io.needs_object) or \
+                (self.image is None and io.needs_pixels):
             return None, 0.0
         previous = self.q if self.previous_targets is None else self.previous_targets
         width = self.gripper_width if self.gripper_width is not None else 0.0
-        observation = spec.observation(q=self.q, dq=self.dq, gripper_width=width, goal=self.goal,
-                                       object_pose=self.object_pose, image=self.image)
-        action = self.runtime.act(observation, first=self.first)
-        return spec.targets(action, previous)
+        state = io.state(self.q, self.dq, width, self.goal, self.object_pose) if io.obs_layout else None
+        pixels = None
+        if io.needs_pixels:
+            if self.image.shape != (io.pixels_shape[1], io.pixels_shape[2], 3):
+                raise ValueError(f"camera image {self.image.shape} but the policy takes "
+                                 f"{io.pixels_shape[1]}x{io.pixels_shape[2]} rgb")
+            pixels = self.frames.push(self.image)
+        action = self.runtime.act(state, pixels, first=self.first)
+        return io.targets(action, previous)
 
     def publish_arm(self, positions: np.ndarray) -> None:
         if self.p["command_interface"] == "forward":

@@ -18,6 +18,7 @@ from typing import Any, Callable
 from cyclonedds.core import DDSException, GuardCondition, Policy, Qos, ReadCondition, SampleState, ViewState, InstanceState, WaitSet
 from cyclonedds.builtin import BuiltinDataReader, BuiltinTopicDcpsPublication
 from cyclonedds.domain import Domain, DomainParticipant
+from cyclonedds.internal import InvalidSample
 from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
@@ -183,7 +184,9 @@ class DdsSubscription:
         return len(self.reader.get_matched_publications())
 
     def take(self) -> list:
-        return self.reader.take(N=_TAKE_BATCH)
+        # A writer that goes away (its process killed) reaches readers as an InvalidSample (instance state change,
+        # no data); callbacks get only data, as rclpy's do.
+        return [s for s in self.reader.take(N=_TAKE_BATCH) if not isinstance(s, InvalidSample)]
 
 
 class DdsTimer:

@@ -1,0 +1,202 @@
+"""`robot-rl deploy bundle=bundles/x robot=sim`: the ROS 2 bringup without ROS 2.
+
+Starts, each in its own process over DDS (ROS 2 wire conventions, so a ROS 2 graph on the same domain sees
+them), what `ros2 launch robot_rl bringup.launch.py` starts: the recorder (record=FOLDER), sim_robot_node
+(robot=sim; robot=real expects the arm's ros2_control on the domain) and policy_node, with the same parameter
+YAML (launch/config). Runs until Ctrl-C or duration_s; with episode_s > 0 the simulated cell gets a new goal
+every episode_s and each episode's success (tool centre within the task's threshold at its end) is reported.
+Stops the policy first (the arm then holds its last target), then the arm, then the recorder.
+
+Never imports torch (hardware/ runs on the robot computer without it).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROBOTS = ("sim", "real")
+CONFIG_DIR_CANDIDATES = (Path(__file__).resolve().parents[1] / "launch" / "config",
+                         Path(sys.prefix) / "share" / "robot_rl" / "config")
+
+
+class DeployError(ValueError):
+    pass
+
+
+@dataclass
+class Config:
+    bundle: str = ""                       # policy bundle folder (robot-rl export)
+    robot: str = "sim"                     # sim: start sim_robot_node | real: the arm's ros2_control is running
+    mode: str = "policy"                   # policy | planner
+    command_interface: str = "forward"     # forward | trajectory
+    control_rate_hz: float = 0.0           # 0: the bundle's
+    backend: str = "mujoco"                # simulated robot: mujoco | pybullet
+    task: str = "reach"                    # simulated robot's task
+    robot_params: str = ""                 # simulated robot's hidden parameters (sim/params.py file)
+    seed: int = 0
+    duration_s: float = 0.0                # 0: until Ctrl-C
+    episode_s: float = 0.0                 # > 0 (robot=sim): a new goal every episode_s, success reported
+    record: str = ""                       # rosbag2 output folder; empty: no recording
+    domain_id: int = -1                    # -1: ROS_DOMAIN_ID (0 when unset)
+    local_only: bool = True                # keep DDS traffic on loopback (false: the robot's network)
+    config_dir: str = ""                   # parameter YAML folder; empty: launch/config (or the installed one)
+    startup_timeout_s: float = 60.0
+
+
+def config_dir(config: Config) -> Path:
+    candidates = [Path(config.config_dir)] if config.config_dir else list(CONFIG_DIR_CANDIDATES)
+    for path in candidates:
+        if (path / "policy.yaml").is_file():
+            return path
+    raise DeployError(f"config_dir: no policy.yaml in {[str(p) for p in candidates]}")
+
+
+def check(config: Config) -> None:
+    if not config.bundle or not Path(config.bundle).is_dir():
+        raise DeployError(f"bundle={config.bundle!r}: expected a bundle folder written by `robot-rl export`")
+    if config.robot not in ROBOTS:
+        raise DeployError(f"robot={config.robot!r}: expected one of {ROBOTS}")
+    if config.robot_params and not Path(config.robot_params).is_file():
+        raise DeployError(f"robot_params={config.robot_params!r}: file not found")
+    if config.duration_s < 0 or config.episode_s < 0:
+        raise DeployError(f"duration_s={config.duration_s}, episode_s={config.episode_s}: expected >= 0")
+    if config.episode_s > 0 and config.robot != "sim":
+        raise DeployError("episode_s > 0 needs robot=sim (a real cell resets its own goals)")
+
+
+def node_commands(config: Config, configs: Path) -> list[tuple[str, list[str]]]:
+    """(name, argv) of each node process, in start order (the recorder first, so it misses nothing)."""
+    python = [sys.executable, "-m"]
+    commands = []
+    if config.record:
+        commands.append(("recorder", python + ["hardware.nodes.recorder_node", "--ros-args", "--params-file",
+                                               str(configs / "recorder.yaml"), "-p", f"output:={config.record}"]))
+    if config.robot == "sim":
+        sim = ["hardware.nodes.sim_robot_node", "--ros-args", "--params-file", str(configs / "sim_robot.yaml"),
+               "-p", f"backend:={config.backend}", "-p", f"task:={config.task}", "-p", f"seed:={config.seed}"]
+        if config.robot_params:
+            sim += ["-p", f"params_file:={Path(config.robot_params).resolve()}"]
+        commands.append(("sim_robot", python + sim))
+    policy = ["hardware.nodes.policy_node", "--ros-args", "--params-file", str(configs / "policy.yaml"),
+              "-p", f"bundle:={Path(config.bundle).resolve()}", "-p", f"mode:={config.mode}",
+              "-p", f"command_interface:={config.command_interface}", "-p", f"seed:={config.seed}"]
+    if config.control_rate_hz:
+        policy += ["-p", f"control_rate_hz:={float(config.control_rate_hz)}"]
+    commands.append(("policy", python + policy))
+    return commands
+
+
+def deploy(config: Config, log=print) -> dict:
+    """Run the stack; returns a summary (episodes, the policy's last diagnostics, exit codes)."""
+    from hardware import messages as m
+    from hardware.transport.dds import DdsExecutor, DdsNode, default_domain_id, local_only_config
+
+    check(config)
+    configs = config_dir(config)
+    domain_id = default_domain_id() if config.domain_id < 0 else config.domain_id
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id), "ROBOT_RL_TRANSPORT": "dds",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    dds_config = None
+    if config.local_only:
+        env["CYCLONEDDS_URI"] = dds_config = local_only_config()
+
+    monitor = DdsNode("deploy_monitor", domain_id=domain_id, config=dds_config)
+    latest: dict[str, dict] = {}
+    monitor.create_subscription(m.String, "/sim_robot/task_state",
+                                lambda msg: latest.__setitem__("task", json.loads(msg.data)))
+    monitor.create_subscription(m.String, "/policy/diagnostics",
+                                lambda msg: latest.__setitem__("policy", json.loads(msg.data)))
+    reset = monitor.create_publisher(m.Float64MultiArray, "/sim_robot/reset")
+    executor = DdsExecutor([monitor])
+
+    stop = {"requested": False}
+    previous = {sig: signal.signal(sig, lambda *_: stop.__setitem__("requested", True))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    processes: dict[str, subprocess.Popen] = {}
+    episodes: list[dict] = []
+    try:
+        for name, argv in node_commands(config, configs):
+            log(f"starting {name}: {' '.join(argv[2:])}")
+            processes[name] = subprocess.Popen(argv, env=env, start_new_session=True)
+        # Up when the policy reports and (robot=sim) the arm publishes its task state.
+        ready = executor.spin_until(lambda: "policy" in latest and ("task" in latest or config.robot != "sim")
+                                    or stop["requested"] or any(p.poll() is not None for p in processes.values()),
+                                    config.startup_timeout_s)
+        if not ready or any(p.poll() is not None for p in processes.values()):
+            raise DeployError(f"the nodes did not come up within {config.startup_timeout_s} s "
+                              f"(exited: {[n for n, p in processes.items() if p.poll() is not None]})")
+        start = episode_start = time.monotonic()
+        next_report = start + 1.0
+        while not stop["requested"]:
+            executor.spin_once(0.05)
+            now = time.monotonic()
+            dead = [n for n, p in processes.items() if p.poll() is not None]
+            if dead:
+                log(f"node(s) {dead} exited: stopping")
+                break
+            if config.episode_s > 0 and now - episode_start >= config.episode_s and "task" in latest:
+                episodes.append({k: latest["task"][k] for k in ("goal", "distance", "success")})
+                log(f"episode {len(episodes)}: distance {episodes[-1]['distance']:.3f} m, "
+                    f"success {episodes[-1]['success']}")
+                reset.publish(m.float64_multi_array([]))
+                episode_start = now
+            if now >= next_report:
+                log(progress_line(latest, now - start))
+                next_report += 1.0
+            if config.duration_s and now - start >= config.duration_s:
+                break
+    finally:
+        codes = stop_processes(processes, log)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        monitor.destroy()
+    summary = {"episodes": episodes, "success_rate": (sum(e["success"] for e in episodes) / len(episodes)
+                                                      if episodes else None),
+               "policy": latest.get("policy"), "task": latest.get("task"), "exit_codes": codes}
+    return summary
+
+
+def progress_line(latest: dict, elapsed: float) -> str:
+    parts = [f"[{elapsed:6.1f} s]"]
+    task, policy = latest.get("task"), latest.get("policy")
+    if task:
+        parts.append(f"distance {task['distance']:.3f} m{' (success)' if task['success'] else ''}")
+    if policy:
+        parts.append(f"safety {policy['status']}, compute p50/p99 {policy['compute_ms_p50']:.1f}/"
+                     f"{policy['compute_ms_p99']:.1f} ms, missed {policy['missed_deadlines']}")
+    return "  ".join(parts)
+
+
+def stop_processes(processes: dict[str, subprocess.Popen], log) -> dict[str, int]:
+    """SIGINT in reverse start order (policy, arm, recorder), then SIGKILL what does not stop in 15 s."""
+    codes = {}
+    for name in reversed(list(processes)):
+        proc = processes[name]
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        try:
+            codes[name] = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            log(f"{name} did not stop on SIGINT: killing it")
+            proc.kill()
+            codes[name] = proc.wait()
+    return codes
+
+
+def run(config: Config) -> int:
+    summary = deploy(config)
+    if summary["episodes"]:
+        print(f"success rate {summary['success_rate']:.2f} over {len(summary['episodes'])} episodes")
+    if summary["policy"]:
+        print(progress_line({"policy": summary["policy"], "task": summary["task"]}, 0.0))
+    failed = {n: c for n, c in summary["exit_codes"].items() if c not in (0, -signal.SIGINT)}
+    if failed:
+        print(f"node(s) exited with errors: {failed}", file=sys.stderr)
+        return 1
+    return 0
