@@ -125,7 +125,8 @@ def deploy(config: Config, log=print) -> dict:
             log(f"starting {name}: {' '.join(argv[2:])}")
             processes[name] = subprocess.Popen(argv, env=env, start_new_session=True)
         # Up when the policy reports and (robot=sim) the arm publishes its task state.
-        ready = executor.spin_until(lambda: "policy" in latest and ("task" in latest or config.robot != "sim")
+        ready = executor.spin_until(lambda: "policy" in latest and (config.robot != "sim" or (
+                                        "task" in latest and reset.matched_subscriptions() > 0))
                                     or stop["requested"] or any(p.poll() is not None for p in processes.values()),
                                     config.startup_timeout_s)
         if not ready or any(p.poll() is not None for p in processes.values()):
@@ -133,6 +134,7 @@ def deploy(config: Config, log=print) -> dict:
                               f"(exited: {[n for n, p in processes.items() if p.poll() is not None]})")
         start = episode_start = time.monotonic()
         next_report = start + 1.0
+        episode = new_episode(config, latest, reset, m)
         while not stop["requested"]:
             executor.spin_once(0.05)
             now = time.monotonic()
@@ -140,11 +142,14 @@ def deploy(config: Config, log=print) -> dict:
             if dead:
                 log(f"node(s) {dead} exited: stopping")
                 break
-            if config.episode_s > 0 and now - episode_start >= config.episode_s and "task" in latest:
-                episodes.append({k: latest["task"][k] for k in ("goal", "distance", "success")})
-                log(f"episode {len(episodes)}: distance {episodes[-1]['distance']:.3f} m, "
-                    f"success {episodes[-1]['success']}")
-                reset.publish(m.float64_multi_array([]))
+            if episode is not None and "start_distance" not in episode and latest["task"]["goal"] != episode["old"]:
+                episode["start_distance"] = latest["task"]["distance"]   # the first report with the new goal
+            if episode is not None and now - episode_start >= config.episode_s and "start_distance" in episode:
+                episodes.append({"start_distance": episode["start_distance"],
+                                 **{k: latest["task"][k] for k in ("goal", "distance", "success")}})
+                log(f"episode {len(episodes)}: distance {episodes[-1]['start_distance']:.3f} -> "
+                    f"{episodes[-1]['distance']:.3f} m, success {episodes[-1]['success']}")
+                episode = new_episode(config, latest, reset, m)
                 episode_start = now
             if now >= next_report:
                 log(progress_line(latest, now - start))
@@ -160,6 +165,14 @@ def deploy(config: Config, log=print) -> dict:
                                                       if episodes else None),
                "policy": latest.get("policy"), "task": latest.get("task"), "exit_codes": codes}
     return summary
+
+
+def new_episode(config: Config, latest: dict, reset, m) -> dict | None:
+    """With episode_s > 0: ask the simulated cell for a new goal; the episode starts when it reports it."""
+    if config.episode_s <= 0:
+        return None
+    reset.publish(m.float64_multi_array([]))
+    return {"old": latest["task"]["goal"]}
 
 
 def progress_line(latest: dict, elapsed: float) -> str:
@@ -192,9 +205,16 @@ def stop_processes(processes: dict[str, subprocess.Popen], log) -> dict[str, int
 def run(config: Config) -> int:
     summary = deploy(config)
     if summary["episodes"]:
-        print(f"success rate {summary['success_rate']:.2f} over {len(summary['episodes'])} episodes")
+        episodes = summary["episodes"]
+        print(f"success rate {summary['success_rate']:.2f} over {len(episodes)} episodes; distance to the goal "
+              f"{sum(e['start_distance'] for e in episodes) / len(episodes):.3f} m at the start, "
+              f"{sum(e['distance'] for e in episodes) / len(episodes):.3f} m at the end (mean)")
     if summary["policy"]:
-        print(progress_line({"policy": summary["policy"], "task": summary["task"]}, 0.0))
+        d = summary["policy"]
+        print(f"policy: {d['published']} commands in {d['ticks']} periods at {d['rate_hz']:g} Hz, "
+              f"{d['missed_deadlines']} missed deadlines, compute p50/p99 {d['compute_ms_p50']:.2f}/"
+              f"{d['compute_ms_p99']:.2f} ms, observation->command p50/p99 {d['obs_age_ms_p50']:.2f}/"
+              f"{d['obs_age_ms_p99']:.2f} ms, safety {d['safety']}")
     failed = {n: c for n, c in summary["exit_codes"].items() if c not in (0, -signal.SIGINT)}
     if failed:
         print(f"node(s) exited with errors: {failed}", file=sys.stderr)
