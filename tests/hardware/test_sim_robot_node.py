@@ -187,3 +187,13 @@ def test_unknown_parameter_is_refused(domain):
     proc = subprocess.run([sys.executable, "-m", "hardware.nodes.sim_robot_node", "rate_hzz:=10.0"], env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "rate_hzz" in proc.stderr
+
+
+def test_camera_images_for_pixel_policies(harness, domain):
+    h = harness(publish_images=True, image_width=32, image_height=24, image_rate_hz=20.0)
+    images = []
+    h.test.create_subscription(m.Image, "/camera/color/image_raw", images.append, QOS_SENSOR_DATA)
+    h.wait(lambda: len(images) >= 3, timeout=20)
+    pixels = m.array_from_image(images[-1])
+    assert pixels.shape == (24, 32, 3) and images[-1].encoding == "rgb8"
+    assert pixels.std() > 5   # a rendered scene, not a blank frame
