@@ -108,6 +108,7 @@ class SimRobot:
         self.last_command_wall = None
         self.stale_reported = False
         self.publish_joint_states = True   # fault injection for tests: False stalls /joint_states
+        self.publish_camera = True         # and False stalls the camera
         self.episode_seed = p["seed"]
         self.start_episode()
 
@@ -279,6 +280,8 @@ class SimRobot:
         self.task_pub.publish(String(data=json.dumps(self.task_state())))
 
     def publish_image(self) -> None:
+        if not self.publish_camera:
+            return
         pixels = self.physics.render(self.p["image_width"], self.p["image_height"], self.p["camera"])
         self.image_pub.publish(image_from_array(np.ascontiguousarray(pixels), "rgb8", self.node.now_ns(),
                                                 "camera_color_optical_frame"))

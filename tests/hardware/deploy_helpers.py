@@ -16,14 +16,15 @@ def robot_rl(*args: str, timeout: float = 900) -> None:
     assert proc.returncode == 0, f"robot-rl {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
 
 
-def train_and_export(folder: Path, steps: int, seed_steps: int | None = None) -> Path:
-    """panda-reach trained for `steps` environment steps with the CPU preset, exported to folder/bundle (reused
-    when it is already there: test modules of one session share the base folder)."""
-    bundle = folder / f"bundle_{steps}"
+def train_and_export(folder: Path, steps: int, seed_steps: int | None = None, *extra: str) -> Path:
+    """panda-reach trained for `steps` environment steps with the CPU preset (plus `extra` train keys), exported
+    to a folder under `folder` (reused when already there: test modules of one session share the base folder)."""
+    name = "_".join([str(steps), *(e.replace("=", "") for e in extra)])
+    bundle = folder / f"bundle_{name}"
     if (bundle / "bundle.json").is_file():
         return bundle
-    run = folder / f"run_{steps}"
-    extra = [f"seed_steps={seed_steps}"] if seed_steps is not None else []
+    run = folder / f"run_{name}"
+    extra = (*extra, f"seed_steps={seed_steps}") if seed_steps is not None else extra
     robot_rl("train", f"config={PRESET}", "task=panda-reach", f"steps={steps}", "seed=1", f"out={run}",
              "eval_every=0", "eval_episodes=1", "checkpoint_every=0", "threads=1", "progress=false",
              "tensorboard=false", *extra)

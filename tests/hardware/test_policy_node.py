@@ -42,8 +42,8 @@ def domain():
 class Cell:
     """The simulated arm plus a test node recording the commands that reach it and the policy's diagnostics."""
 
-    def __init__(self, domain, goal=(0.5, 0.15, 0.35)):
-        self.node = DdsNode("sim_robot", domain_id=domain, parameters={"command_timeout_s": 0.0})
+    def __init__(self, domain, goal=(0.5, 0.15, 0.35), **sim_params):
+        self.node = DdsNode("sim_robot", domain_id=domain, parameters={"command_timeout_s": 0.0, **sim_params})
         self.sim = SimRobot(self.node)
         self.test = DdsNode("tester", domain_id=domain)
         self.commands, self.diagnostics, self.trajectories = [], [], []
@@ -205,3 +205,24 @@ def test_bad_parameters_are_refused(domain, tiny_bundle, bad, message):
     proc = start_policy_node(domain, tiny_bundle, bad)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode != 0 and message in out, out
+
+
+@pytest.mark.slow
+def test_pixel_policy_sees_the_camera(cell, domain, tmp_path_factory):
+    """A pixels-only policy (3 stacked 64x64 frames) runs on the simulated camera's images; until the first image
+    arrives it holds the arm."""
+    bundle = train_and_export(tmp_path_factory.getbasetemp(), 120, 100, "obs=pixels", "frame_stack=3")
+    c = cell(publish_images=True, image_rate_hz=20.0)
+    c.sim.publish_camera = False     # camera not up yet
+    proc = start_policy_node(domain, bundle, "safety.ramp_time_s:=0.0")
+    try:
+        c.wait(lambda: len(c.diagnostics) > 3, what="diagnostics")
+        assert c.diagnostics[-1]["status"] == "hold_policy_error"   # no image: nothing to act on, hold
+        c.sim.publish_camera = True
+        c.wait(lambda: c.diagnostics[-1]["status"] in ("ok", "limited"), what="acting on images")
+        time.sleep(1.0)
+    finally:
+        out = stop(proc)
+    assert c.diagnostics[-1]["policy_errors"] == 0, out
+    assert "pixels (9, 64, 64)" in out
+    assert max(steps_of([q for _, q in c.commands[-15:]])) > 0
