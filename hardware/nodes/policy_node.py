@@ -64,7 +64,7 @@ NORMAL = {SafetyStatus.OK, SafetyStatus.LIMITED, SafetyStatus.WORKSPACE}
 
 
 class PolicyNode:
-    def __init__(self, node: Node, clock_ns=None):
+    def __init__(self, node: Node):
         from hardware.policy_runtime import open_bundle   # onnxruntime loads with the node, not with hardware/
 
         self.node = node
@@ -78,7 +78,6 @@ class PolicyNode:
             raise ValueError(f"parameter {node.name}.command_interface: expected one of {COMMAND_INTERFACES}, "
                              f"got {p['command_interface']!r}")
         loaded = open_bundle(p["bundle"], p["mode"], p["seed"])
-        self.bundle_path = p["bundle"]
         self.io, self.runtime = loaded.io, loaded.runtime
         self.rate_hz = p["control_rate_hz"] or loaded.control_hz
         if not self.rate_hz > 0:
@@ -93,7 +92,6 @@ class PolicyNode:
         self.safety = SafetyFilter(loaded.safety, config)
         self.joint_names = list(self.io.joint_names)
         self.frames = FrameStacker(self.io.pixels_shape[0] // 3) if self.io.needs_pixels else None
-        self.clock_ns = clock_ns or node.now_ns
 
         self.q = self.dq = None
         self.gripper_width = None
@@ -113,12 +111,12 @@ class PolicyNode:
 
         node.create_subscription(JointState, p["joint_states_topic"], self.on_joint_state, QOS_SENSOR_DATA)
         if p["goal_topic"]:
-            node.create_subscription(Float64MultiArray, p["goal_topic"], self.on_goal, QOS_LATCHED)
+            subscribe_latched_or_not(node, Float64MultiArray, p["goal_topic"], self.on_goal)
         if self.io.needs_object:
             node.create_subscription(Float64MultiArray, p["object_topic"], self.on_object, QOS_DEFAULT)
         if self.io.needs_pixels:
             node.create_subscription(Image, p["image_topic"], self.on_image, QOS_SENSOR_DATA)
-        node.create_subscription(Bool, p["estop_topic"], self.on_estop, QOS_LATCHED)
+        subscribe_latched_or_not(node, Bool, p["estop_topic"], self.on_estop)
         node.create_subscription(Bool, p["estop_reset_topic"], self.on_estop_reset, QOS_DEFAULT)
         if p["command_interface"] == "forward":
             self.arm_pub = node.create_publisher(Float64MultiArray, f"/{p['controller']}/commands", QOS_DEFAULT)
@@ -198,7 +196,7 @@ class PolicyNode:
                 self.policy_errors += 1
                 if self.policy_errors == 1 or self.policy_errors % 100 == 0:
                     self.node.logger.error(f"policy failed ({self.policy_errors} times): {err!r}")
-        now = self.clock_ns()
+        now = self.node.now_ns()
         stamp = self.state_stamp_ns if self.state_stamp_ns is not None else 0
         safe = self.safety.filter(command, self.q, self.dq, stamp, now)
         if safe.status != self.last_status and not (safe.status in NORMAL and self.last_status in NORMAL):
@@ -220,7 +218,7 @@ class PolicyNode:
         if end - start > self.period_s:
             self.missed += 1
         if self.state_stamp_ns is not None:
-            self.age_s.append((self.clock_ns() - self.state_stamp_ns) * 1e-9)
+            self.age_s.append((self.node.now_ns() - self.state_stamp_ns) * 1e-9)
 
     def new_episode(self) -> None:
         self.first = True
@@ -256,7 +254,7 @@ class PolicyNode:
         def pct(values, q):
             return float(np.percentile(np.asarray(values), q) * 1e3) if values else math.nan
 
-        return {"stamp_ns": self.clock_ns(), "rate_hz": self.rate_hz, "mode": self.p["mode"], "ticks": self.ticks,
+        return {"stamp_ns": self.node.now_ns(), "rate_hz": self.rate_hz, "mode": self.p["mode"], "ticks": self.ticks,
                 "published": self.published, "missed_deadlines": self.missed, "policy_errors": self.policy_errors,
                 "compute_ms_p50": pct(self.compute_s, 50), "compute_ms_p99": pct(self.compute_s, 99),
                 "obs_age_ms_p50": pct(self.age_s, 50), "obs_age_ms_p99": pct(self.age_s, 99),
@@ -275,6 +273,14 @@ class PolicyNode:
                               f"{report['missed_deadlines']} missed deadlines, compute p50/p99 "
                               f"{report['compute_ms_p50']:.2f}/{report['compute_ms_p99']:.2f} ms, safety "
                               f"{report['safety']}")
+
+
+def subscribe_latched_or_not(node: Node, msg_type, topic: str, callback) -> None:
+    """Hear every publisher of `topic`: a transient-local reader matches only transient-local ("latched")
+    writers, and gets their last value on joining; a volatile reader matches every writer (`ros2 topic pub` is
+    volatile) but gets no history. The e-stop must never be missed, so both."""
+    node.create_subscription(msg_type, topic, callback, QOS_LATCHED)
+    node.create_subscription(msg_type, topic, callback, QOS_DEFAULT)
 
 
 def main(argv=None) -> int:

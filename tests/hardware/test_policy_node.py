@@ -53,7 +53,8 @@ class Cell:
                                       lambda msg: self.trajectories.append((time.monotonic(), msg)))
         self.test.create_subscription(m.String, "/policy/diagnostics",
                                       lambda msg: self.diagnostics.append(json.loads(msg.data)))
-        self.estop = self.test.create_publisher(m.Bool, "/estop", QOS_LATCHED)
+        self.estop = self.test.create_publisher(m.Bool, "/estop")   # volatile, as `ros2 topic pub` sends
+        self.latched_estop = self.test.create_publisher(m.Bool, "/estop", QOS_LATCHED)   # an e-stop button node
         self.reset = self.test.create_publisher(m.Bool, "/estop_reset")
         self.goal = self.test.create_publisher(m.Float64MultiArray, "/sim_robot/reset")
         self.executor = DdsExecutor([self.node, self.test])
@@ -182,6 +183,18 @@ def test_estop_latches_until_reset(cell, domain, tiny_bundle):
     after = c.commands_between(reset + DDS_SLACK)
     assert max(steps_of(after)) > 1e-4, f"after the reset the policy moves the arm again\n{out}"
     assert "E-STOP" in out and "reset" in out
+
+
+def test_estop_latched_before_the_policy_starts_keeps_the_arm_still(cell, domain, tiny_bundle):
+    c = cell()
+    c.latched_estop.publish(m.Bool(data=True))
+    proc = start_policy_node(domain, tiny_bundle, "safety.ramp_time_s:=0.0")
+    try:
+        c.wait(lambda: len(c.diagnostics) > 10, what="diagnostics")
+    finally:
+        out = stop(proc)
+    assert c.diagnostics[-1]["status"] == "hold_estop" and c.diagnostics[-1]["estop_latched"], out
+    assert len(c.commands) > 5 and max(steps_of([q for _, q in c.commands])) < 1e-9
 
 
 def test_trajectory_interface(cell, domain, tiny_bundle):
