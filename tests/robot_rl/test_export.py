@@ -14,7 +14,7 @@ from tests.hardware.exported_bundle import make_bundle
 
 TOL = 1e-4
 CASES = {"tiny-state": ("state", {}), "1M-state": ("state", {"model_size": "1M"}),
-         "tiny-state+pixels": ("state+pixels", {})}
+         "tiny-state+pixels": ("state+pixels", {}), "tiny-pixels": ("pixels", {})}
 
 
 @pytest.fixture(autouse=True)
