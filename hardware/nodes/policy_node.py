@@ -106,7 +106,7 @@ class PolicyNode:
         self.last_status = None
         self.compute_s: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.age_s: deque[float] = deque(maxlen=LATENCY_WINDOW)
-        self.ticks = self.missed = self.published = self.policy_errors = self.bad_states = 0
+        self.ticks = self.missed = self.published = self.policy_errors = self.bad_states = self.missed_reported = 0
         self.last_tick = None
 
         node.create_subscription(JointState, p["joint_states_topic"], self.on_joint_state, QOS_SENSOR_DATA)
@@ -267,6 +267,11 @@ class PolicyNode:
     def publish_diagnostics(self) -> None:
         report = self.diagnostics()
         self.diag_pub.publish(String(data=json.dumps(report)))
+        if self.missed > self.missed_reported:   # missed deadlines are worth a log line; the rest is on the topic
+            self.node.logger.warning(f"missed {self.missed - self.missed_reported} deadline(s) ({self.missed} of "
+                                     f"{self.ticks} periods); compute p50/p99 {report['compute_ms_p50']:.2f}/"
+                                     f"{report['compute_ms_p99']:.2f} ms at {self.rate_hz:g} Hz")
+            self.missed_reported = self.missed
         self.node.logger.debug(json.dumps(report))
 
     def close(self) -> None:

@@ -197,6 +197,19 @@ def test_estop_latched_before_the_policy_starts_keeps_the_arm_still(cell, domain
     assert len(c.commands) > 5 and max(steps_of([q for _, q in c.commands])) < 1e-9
 
 
+def test_missed_deadlines_are_counted_and_logged(cell, domain, tiny_bundle):
+    """The MPPI planner (several ms a call) cannot keep a 1 kHz loop: the node says so."""
+    c = cell()
+    proc = start_policy_node(domain, tiny_bundle, "mode:=planner", "control_rate_hz:=1000.0")
+    try:
+        c.wait(lambda: c.diagnostics and c.diagnostics[-1]["published"] > 50, what="planner commands")
+    finally:
+        out = stop(proc)
+    d = c.diagnostics[-1]
+    assert d["missed_deadlines"] > 0.3 * d["ticks"] and d["compute_ms_p50"] > 1.0, d
+    assert "missed" in out and "deadline(s)" in out
+
+
 def test_trajectory_interface(cell, domain, tiny_bundle):
     c = cell()
     proc = start_policy_node(domain, tiny_bundle, "command_interface:=trajectory")
