@@ -122,6 +122,9 @@ class MuJoCoBackend:
 
     def step(self) -> None:
         mujoco.mj_step(self.model, self.data, nstep=self._substeps)
+        # mj_step leaves site poses at the start of the last substep; recompute them for the new joint angles so
+        # the observed tool position is the forward kinematics of the observed joints (as on the robot).
+        mujoco.mj_kinematics(self.model, self.data)
 
     def set_goal_marker(self, position: np.ndarray) -> None:
         self.data.mocap_pos[self._goal_mocap] = position
