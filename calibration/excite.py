@@ -3,8 +3,10 @@
 information of the unknown parameters) and run it on the arm while a rosbag2 recording is written.
 
 run_on=sim plays it on a simulated arm with a hidden parameters file (`real_params=`) and writes the recording
-with rosbags; run_on=none only writes the design. Playing it over DDS on sim_robot_node or a real arm needs the
-hardware/ nodes (policy/sim_robot/recorder), which this command does not drive yet: run_on=dds says so.
+with rosbags; run_on=none only writes the design. run_on=dds plays it over DDS (ROS 2 wire conventions) on the
+forward position controller's topic while the recorder node writes the bag (calibration/dds_excitation.py):
+dds_arm=real drives the arm whose ros2_control runs on the domain, dds_arm=sim starts sim_robot_node with
+`real_params=` as its hidden parameters, so the whole loop runs without hardware.
 """
 from __future__ import annotations
 
@@ -44,7 +46,14 @@ class Config:
     seed: int = 0
     threads: int = 1
     run_on: str = "sim"                  # sim | none | dds
-    real_params: str = ""                # run_on=sim: the simulated arm's hidden parameters file
+    real_params: str = ""                # run_on=sim, or dds with dds_arm=sim: the simulated arm's hidden parameters
+    dds_arm: str = "sim"                 # run_on=dds: sim (start sim_robot_node) | real (the arm's ros2_control runs)
+    command_topic: str = "/forward_position_controller/commands"   # run_on=dds: forward controller's topic
+    domain_id: int = -1                  # run_on=dds: -1 = ROS_DOMAIN_ID (0 when unset)
+    local_only: bool = True              # run_on=dds: keep DDS on loopback (false: the robot's network)
+    state_timeout_s: float = 20.0        # run_on=dds: wait this long for /joint_states
+    ramp_velocity: float = 0.3           # run_on=dds: rad/s, peak speed of the ramp from the measured pose
+    max_tracking_error: float = 0.3      # run_on=dds: rad; beyond it the motion stops
     recording: str = ""                  # rosbag2 folder to write; empty: <out without suffix>_recording
     storage: str = "mcap"                # mcap | sqlite3
 
@@ -115,11 +124,18 @@ def _run(config: Config) -> int:
         raise CommandError(f"design={config.design!r}: expected 'active' or 'random'")
     if config.run_on not in ("sim", "none", "dds"):
         raise CommandError(f"run_on={config.run_on!r}: expected 'sim', 'none' or 'dds'")
-    if config.run_on == "dds":
-        raise CommandError("run_on=dds needs the hardware/ DDS nodes (sim_robot_node + recorder), which this "
-                          "command does not drive yet; use run_on=none to write the design and play it with them, "
-                          "or run_on=sim")
     robot = load_robot(config.robot)
+    out = Path(config.out)
+    target = Path(config.recording) if config.recording else out.with_name(out.stem + "_recording")
+    if config.run_on == "dds":
+        from calibration import dds_excitation
+
+        dds_run = dds_excitation.DdsRun(arm=config.dds_arm, sim_params=config.real_params,
+                                        command_topic=config.command_topic, domain_id=config.domain_id,
+                                        local_only=config.local_only, state_timeout_s=config.state_timeout_s,
+                                        ramp_velocity=config.ramp_velocity,
+                                        max_tracking_error=config.max_tracking_error, storage=config.storage)
+        dds_excitation.check(dds_run, target)     # before the design: bad settings fail at once
     base = load_params(config.params) if config.params else None
     arm = ArmModel(robot, base_params=base)
     joints = tuple(j.strip() for j in config.joints.split(",") if j.strip()) or robot.arm_joints
@@ -139,7 +155,6 @@ def _run(config: Config) -> int:
         config.population, config.generations, config.criterion, config.seed, active=config.design == "active",
         n_threads=config.threads,
         progress=lambda g, f: print(f"generation {g}: best {config.criterion} {f:.4g} ({time.time() - start:.0f} s)"))
-    out = Path(config.out)
     content = {"format": FORMAT, "version": VERSION, "robot": robot.name, "design": config.design,
                "criterion": {"kind": config.criterion, "value": result.criterion,
                              "best_random": result.random_criterion, "history": result.history,
@@ -157,10 +172,22 @@ def _run(config: Config) -> int:
         commands = excitation.commands_for(result.trajectory, experiment, q_rest, robot.arm_joints)
         recording = run_commands(robot, commands, experiment.command_hz,
                                  params=config.real_params or None, state_hz=experiment.state_hz, seed=config.seed)
-        target = Path(config.recording) if config.recording else out.with_name(out.stem + "_recording")
         write_recording(target, recording, storage=config.storage)
         content["recording"] = str(target)
         print(f"recorded {recording.duration_s:.1f} s on the simulated arm to {target}")
+    if config.run_on == "dds":
+        commands = excitation.commands_for(result.trajectory, experiment, q_rest, robot.arm_joints)
+        played = dds_excitation.run_excitation(dds_run, robot, commands, experiment.command_hz,
+                                               experiment.state_hz, target)
+        content["recording"] = str(target)
+        content["dds"] = {"arm": config.dds_arm, "command_topic": config.command_topic,
+                          "commands_published": played.commands_published,
+                          "joint_states_received": played.joint_states_received,
+                          "start_error_rad": played.start_error, "publish_jitter_ms": played.publish_jitter_ms,
+                          "sim_overruns": played.sim_overruns}
+        print(f"played {played.commands_published} commands over DDS ({config.command_topic}), publish jitter "
+              f"p50/p99 {played.publish_jitter_ms['p50']:.1f}/{played.publish_jitter_ms['p99']:.1f} ms; "
+              f"recorded to {target}")
     write_design(out, content)
     print(f"wrote {out}")
     return 0

@@ -104,8 +104,8 @@ def test_fit_refuses_recording_with_other_joints(tmp_path, capsys):
 
 
 def test_excite_refuses_what_it_cannot_do(tmp_path, capsys):
-    assert main(["sysid", "excite", "run_on=dds", f"out={tmp_path / 'e.yaml'}"]) == 2
-    assert "run_on=dds needs the hardware/ DDS nodes" in capsys.readouterr().err
+    assert main(["sysid", "excite", "run_on=dds", "dds_arm=robot", f"out={tmp_path / 'e.yaml'}"]) == 2
+    assert "dds_arm='robot': expected 'sim'" in capsys.readouterr().err
     assert main(["sysid", "excite", "design=clever", f"out={tmp_path / 'e.yaml'}"]) == 2
     assert main(["sysid", "excite", "joints=elbow", f"out={tmp_path / 'e.yaml'}"]) == 2
     assert "['elbow'] are not arm joints" in capsys.readouterr().err
