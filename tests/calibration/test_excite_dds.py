@@ -144,3 +144,37 @@ def test_ramp_is_smooth_and_within_speed():
     speed = np.abs(np.diff(np.vstack([q0, path]), axis=0)) * 20.0
     assert speed.max() <= 0.5 + 1e-9 and speed[0].max() < 0.05     # starts at rest
     assert len(ramp(q1, q1 + 1e-6, 20.0, 0.5)) == 0
+
+
+def test_stale_joint_states_stop_the_motion(tmp_path):
+    """dds_arm=real against an arm already on the domain (sim_robot_node's logic in this process) whose
+    /joint_states stall mid-excitation (its fault injection): the motion stops with the reason."""
+    import threading
+
+    from cyclonedds.domain import Domain
+
+    from calibration.dds_excitation import DdsRun, ExcitationAborted, run_excitation
+    from hardware.nodes.sim_robot_node import SimRobot
+    from hardware.transport.dds import DdsExecutor, DdsNode, local_only_config, spin_in_thread
+    from sim.robot import load_robot
+
+    domain = _domain()
+    handle = Domain(domain, local_only_config())  # noqa: F841 (keeps the loopback config for this domain)
+    arm_node = DdsNode("sim_robot", domain_id=domain, parameters={"rate_hz": 100.0})
+    arm = SimRobot(arm_node)
+    executor = DdsExecutor([arm_node])
+    thread = spin_in_thread(executor)
+    robot = load_robot("panda")
+    commands = np.tile(np.asarray(arm.physics.arm_qpos()), (200, 1))   # holding still: only staleness can stop it
+    stall = threading.Timer(4.0, lambda: setattr(arm, "publish_joint_states", False))
+    stall.start()
+    try:
+        run = DdsRun(arm="real", domain_id=domain, stale_after_s=0.3, log=lambda *_: None)
+        with pytest.raises(ExcitationAborted, match=r"/joint_states stale \(0\.[3-9]\d s since the last message\)"):
+            run_excitation(run, robot, commands, 20.0, 100.0, tmp_path / "rec")
+    finally:
+        stall.cancel()
+        executor.shutdown()
+        thread.join(5)
+        arm.close()
+    assert (tmp_path / "rec_aborted" / "metadata.yaml").is_file()
