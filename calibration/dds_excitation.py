@@ -19,6 +19,7 @@ position targets on `command_topic` at the design's command rate. Order of event
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -161,8 +162,6 @@ def run_excitation(run: DdsRun, robot, commands: np.ndarray, command_hz: float, 
         received[0] += 1
 
     def on_task(msg) -> None:
-        import json
-
         latest["overruns"] = json.loads(msg.data).get("overruns")
 
     node.create_subscription(m.JointState, JOINT_STATES_TOPIC, on_state, QOS_DEFAULT)

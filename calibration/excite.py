@@ -37,7 +37,7 @@ class Config:
     base_freq_hz: float = 0.2
     duration_s: float = 10.0
     command_hz: float = 20.0
-    state_hz: float = 100.0
+    state_hz: float = 100.0              # joint-state rate (run_on=dds, dds_arm=sim: sim_robot_node's rate_hz)
     position_fraction: float = 0.25      # of each joint's range, either side of home
     velocity_fraction: float = 0.5       # of the datasheet limits
     acceleration_fraction: float = 0.5
