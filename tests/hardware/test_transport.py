@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -169,7 +169,7 @@ def test_timer_fires_at_the_requested_rate(domain):
     executor.spin_until(lambda: len(ticks) >= 51, timeout_s=5)
     periods = np.diff(ticks) / 1e9
     assert abs(periods.mean() - 0.01) < 0.0005  # phase-locked: mean period exact even when single ticks jitter
-    assert np.median(np.abs(periods - 0.01)) < 0.002
+    assert np.median(np.abs(periods - 0.01)) < 0.003
 
 
 def test_timer_skips_missed_periods_instead_of_bursting(domain):
@@ -182,8 +182,10 @@ def test_timer_skips_missed_periods_instead_of_bursting(domain):
             time.sleep(0.055)  # overrun: 5 periods missed
 
     node.create_timer(0.01, slow_tick)
-    DdsExecutor([node]).spin_until(lambda: len(ticks) >= 4, timeout_s=5)
-    assert ticks[2] - ticks[1] > 0.05 and ticks[3] - ticks[2] > 0.003  # no catch-up burst after the overrun
+    DdsExecutor([node]).spin_until(lambda: len(ticks) >= 8, timeout_s=5)
+    assert ticks[2] - ticks[1] > 0.05
+    # Catching up would fire the 5 missed periods back to back; phase-keeping fires once now, then on the grid.
+    assert sum(ticks[2] <= t < ticks[2] + 0.004 for t in ticks) <= 2
 
 
 def test_shutdown_from_another_thread_stops_spin(domain):
@@ -298,3 +300,33 @@ def test_command_line_parsing(tmp_path):
     bad.write_text("node: {params: 1}\n")
     with pytest.raises(ValueError, match="bad.yaml: section 'node' must hold a 'ros__parameters' mapping"):
         parse_node_args(["--params-file", str(bad)], "node")
+
+
+def test_generic_dds_tool_learns_the_type_from_the_wire(domain):
+    """What a ROS-agnostic DDS tool does: find the writer by discovery, fetch its XTypes type object from the
+    other process, and decode with it. Type and field names are ROS 2's; rosbags reads the bytes."""
+    from cyclonedds.builtin import BuiltinDataReader, BuiltinTopicDcpsPublication
+    from cyclonedds.dynamic import get_types_for_typeid
+
+    proc = subprocess.Popen([sys.executable, "-c", PUBLISHER_SCRIPT, "rate_hz:=50.0", "joints:=[p, q]"],
+                            env=_env(domain), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        participant = DomainParticipant(domain)
+        publications = BuiltinDataReader(participant, BuiltinTopicDcpsPublication)
+        found = []
+        assert _wait(lambda: found.extend(p for p in publications.take(N=100) if p.topic_name == "rt/joint_states")
+                     or found, timeout_s=30)
+        assert found[0].type_name == "sensor_msgs::msg::dds_::JointState_"
+        dynamic_type, nested = get_types_for_typeid(participant, found[0].type_id, 10**10)
+        assert [f.name for f in fields(dynamic_type)] == [
+            "header", "name", "position", "velocity", "effort"]
+        reader = DataReader(participant, Topic(participant, "rt/joint_states", dynamic_type),
+                            qos=Qos(Policy.Reliability.BestEffort, Policy.History.KeepLast(10)))
+        samples = []
+        assert _wait(lambda: samples.extend(reader.take(N=10)) or samples, timeout_s=10)
+        decoded = get_typestore(Stores.ROS2_HUMBLE).deserialize_cdr(samples[-1].serialize(),
+                                                                    "sensor_msgs/msg/JointState")
+        assert list(decoded.name) == ["p", "q"] and decoded.position[0] == decoded.position[1] >= 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
