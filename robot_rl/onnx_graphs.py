@@ -48,9 +48,3 @@ class PlannerGraph(nn.Module):
                                     self.cfg, self.discount)
         return action, next_plan
 
-
-def planner_input_shapes(cfg: PlannerConfig, action_dim: int, batch: int = 1) -> dict[str, tuple[int, ...]]:
-    """Shapes of the planner's non-observation inputs (as `robot_rl.planner.sample_noise` draws them)."""
-    i, s, h, p, k = cfg.iterations, cfg.samples, cfg.horizon, cfg.policy_samples, cfg.elites
-    return {"prev_plan": (batch, h, action_dim), "is_first": (batch,), "noise": (i, batch, s, h + 1, action_dim),
-            "policy_noise": (batch, p, h, action_dim), "select_noise": (batch, k)}
