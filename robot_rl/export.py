@@ -229,6 +229,9 @@ def run(config: Config) -> int:
             raise ExportError(f"workspace_lower={config.workspace_lower}, workspace_upper={config.workspace_upper}: "
                               f"expected 3 numbers each (x, y, z in m), or both empty")
         workspace = (list(config.workspace_lower), list(config.workspace_upper))
+    if not config.use_planner_config and config.planner != PlannerConfig():
+        raise ExportError("planner.* given with use_planner_config=false: they would be ignored (the "
+                          "checkpoint's planner is exported); add use_planner_config=true to export them")
     cfg = replace(config.planner) if config.use_planner_config else None
     bundle = export(config.checkpoint, config.out, cfg, config.opset, config.overwrite, workspace)
     p = bundle["planner"]

@@ -89,3 +89,6 @@ def test_cli_writes_a_complete_bundle_and_refuses_to_overwrite(tmp_path, capsys)
     with pytest.raises(ExportError, match="exists"):
         export(ckpt, out)
     assert cli_main(args[:1] + [f"checkpoint={tmp_path / 'none.pt'}", f"out={tmp_path / 'x'}"]) == 2
+    # planner.* without use_planner_config=true would be silently ignored: refused instead
+    assert cli_main(["export", f"checkpoint={ckpt}", f"out={tmp_path / 'y'}", "planner.samples=64"]) == 2
+    assert "use_planner_config=true" in capsys.readouterr().err and not (tmp_path / "y").exists()
