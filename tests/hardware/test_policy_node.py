@@ -237,7 +237,7 @@ def test_bad_parameters_are_refused(domain, tiny_bundle, bad, message):
 def test_pixel_policy_sees_the_camera(cell, domain, tmp_path_factory):
     """A pixels-only policy (3 stacked 64x64 frames) runs on the simulated camera's images; until the first image
     arrives it holds the arm."""
-    bundle = train_and_export(tmp_path_factory.getbasetemp(), 120, 100, "obs=pixels", "frame_stack=3")
+    bundle = train_and_export(tmp_path_factory.getbasetemp(), 120, 40, "obs=pixels", "frame_stack=3")
     c = cell(publish_images=True, image_rate_hz=20.0)
     c.sim.publish_camera = False     # camera not up yet
     proc = start_policy_node(domain, bundle, "safety.ramp_time_s:=0.0")
