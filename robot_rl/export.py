@@ -51,14 +51,6 @@ class Config:
     workspace_upper: list[float] = field(default_factory=list)   # (both or neither; empty: no box)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def onnx_bytes(module, args: tuple, input_names: list[str], output_names: list[str], opset: int) -> bytes:
     import onnx
     import torch
