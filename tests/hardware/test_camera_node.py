@@ -13,28 +13,19 @@ import pytest
 
 pytest.importorskip("pyrealsense2")
 
-from cyclonedds.domain import Domain  # noqa: E402
 
 from hardware import messages as m  # noqa: E402
 from hardware.camera.realsense import Intrinsics  # noqa: E402
 from hardware.camera.software_camera import SoftwareCamera  # noqa: E402
 from hardware.nodes.camera_node import COLOR_IMAGE, COLOR_INFO, DEPTH_IMAGE, DEPTH_INFO, CameraNode  # noqa: E402
 from hardware.transport.base import QOS_SENSOR_DATA  # noqa: E402
-from hardware.transport.dds import (DdsExecutor, DdsNode, local_only_config, private_domain_id,  # noqa: E402
+from hardware.transport.dds import (DdsExecutor, DdsNode, local_only_config,  # noqa: E402
                                     spin_in_thread)
 
 ROOT = Path(__file__).resolve().parents[2]
 COLOR = Intrinsics(64, 48, 50.0, 51.0, 31.5, 23.5, "brown_conrady", (0.1, -0.02, 0.0, 0.0, 0.003))
 DEPTH = Intrinsics(64, 48, 50.0, 51.0, 31.5, 23.5, "brown_conrady", (0.0,) * 5)
 T0_MS = 1_750_000_000_000.0
-
-
-@pytest.fixture
-def domain():
-    domain_id = private_domain_id()
-    handle = Domain(domain_id, local_only_config())
-    yield domain_id
-    del handle
 
 
 def color_image(i):

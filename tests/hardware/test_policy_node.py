@@ -10,12 +10,11 @@ import time
 
 import numpy as np
 import pytest
-from cyclonedds.domain import Domain
 
 from hardware import messages as m
 from hardware.nodes.sim_robot_node import SimRobot
 from hardware.transport.base import QOS_LATCHED
-from hardware.transport.dds import DdsExecutor, DdsNode, local_only_config, private_domain_id, spin_in_thread
+from hardware.transport.dds import DdsExecutor, DdsNode, spin_in_thread
 
 from .deploy_helpers import start_policy_node, stop, train_and_export
 
@@ -29,14 +28,6 @@ DDS_SLACK = 0.1        # process scheduling and delivery on a shared 2-core mach
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory):
     return train_and_export(tmp_path_factory.getbasetemp(), steps=120, seed_steps=100)
-
-
-@pytest.fixture
-def domain():
-    domain_id = private_domain_id()
-    handle = Domain(domain_id, local_only_config())
-    yield domain_id
-    del handle
 
 
 class Cell:

@@ -12,23 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from cyclonedds.domain import Domain
 
 from hardware import messages as m
 from hardware.nodes.sim_robot_node import SimRobot
 from hardware.transport.base import QOS_LATCHED, QOS_SENSOR_DATA
-from hardware.transport.dds import DdsExecutor, DdsNode, local_only_config, private_domain_id, spin_in_thread
+from hardware.transport.dds import DdsExecutor, DdsNode, local_only_config, spin_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 ARM = [f"panda_joint{i}" for i in range(1, 8)]
-
-
-@pytest.fixture
-def domain():
-    domain_id = private_domain_id()
-    handle = Domain(domain_id, local_only_config())
-    yield domain_id
-    del handle
 
 
 class Harness:

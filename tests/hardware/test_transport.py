@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cyclonedds.core import Policy, Qos
-from cyclonedds.domain import Domain, DomainParticipant
+from cyclonedds.domain import DomainParticipant
 from cyclonedds.idl import IdlStruct
 from cyclonedds.idl import types as idl
 from cyclonedds.idl.annotations import final
@@ -25,19 +25,10 @@ from rosbags.typesys.base import Nodetype
 
 from hardware import messages as m
 from hardware.transport.base import (QOS_DEFAULT, QOS_LATCHED, QOS_SENSOR_DATA, parse_node_args, resolve_topic)
-from hardware.transport.dds import (DdsExecutor, DdsNode, dds_topic_name, local_only_config, private_domain_id,
+from hardware.transport.dds import (DdsExecutor, DdsNode, dds_topic_name, local_only_config,
                                     spin_in_thread)
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def domain():
-    """A test-unique domain kept on loopback; configured before any participant joins it."""
-    domain_id = private_domain_id()
-    handle = Domain(domain_id, local_only_config())
-    yield domain_id
-    del handle
 
 
 def _wait(predicate, timeout_s=5.0):
