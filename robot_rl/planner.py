@@ -9,7 +9,9 @@ tensors so the same code runs in training, in evaluation, and exported to ONNX:
   [:, :, P:, :H] perturbs the sampled action sequences and [..., H, :] samples the policy at the last latent;
   `policy_noise` (B, P, H, A) standard normal for the policy-prior trajectories; `select_noise` (B, K) Gumbel
   for sampling the executed elite (zeros: take the best elite).
-- Shapes are fixed by the config; no Python branch depends on tensor values, loops have static lengths.
+- Shapes are fixed by the config and the action dimension; no Python branch depends on tensor values, loops
+  have static lengths. An action of >= 20 dimensions gets 2 more MPPI iterations than `cfg.iterations`, the
+  official TD-MPC2 heuristic for large action spaces (`solve_iterations`).
 - Trajectory value: sum of discounted predicted rewards + discounted value of the last latent, where the
   value is the mean over ALL Q heads minus `value_std_coef` x their std (see PlannerConfig).
 - `center_std > 0` (MoDem-V2 exploration centering): the sampling mean starts at the policy prior's
@@ -24,10 +26,21 @@ from robot_rl.two_hot import two_hot_inv
 from robot_rl.world_model import WorldModel
 
 
+# TD-MPC2 (official implementation) plans action spaces of at least this many dimensions with
+# LARGE_ACTION_EXTRA_ITERATIONS more iterations than configured (humanoids, dexterous hands).
+LARGE_ACTION_DIM = 20
+LARGE_ACTION_EXTRA_ITERATIONS = 2
+
+
+def solve_iterations(cfg: PlannerConfig, action_dim: int) -> int:
+    """The number of MPPI iterations one solve runs for an `action_dim`-dimensional action."""
+    return cfg.iterations + (LARGE_ACTION_EXTRA_ITERATIONS if action_dim >= LARGE_ACTION_DIM else 0)
+
+
 def sample_noise(cfg: PlannerConfig, batch: int, action_dim: int, device: torch.device | str = "cpu",
                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Draw (noise, policy_noise, select_noise) for one `plan` call."""
-    i, s, h, p, k = cfg.iterations, cfg.samples, cfg.horizon, cfg.policy_samples, cfg.elites
+    i, s, h, p, k = solve_iterations(cfg, action_dim), cfg.samples, cfg.horizon, cfg.policy_samples, cfg.elites
     noise = torch.randn(i, batch, s, h + 1, action_dim, device=device, generator=generator)
     policy_noise = torch.randn(batch, p, h, action_dim, device=device, generator=generator)
     uniform = torch.rand(batch, k, device=device, generator=generator).clamp(1e-10, 1 - 1e-7)
@@ -62,6 +75,10 @@ def plan(model: WorldModel, obs: dict[str, torch.Tensor], prev_mean: torch.Tenso
     z = model.encode(obs)
     b, latent = z.shape
     a_dim = prev_mean.shape[-1]
+    iterations = solve_iterations(cfg, a_dim)
+    if noise.shape[0] != iterations:
+        raise ValueError(f"noise has {noise.shape[0]} iterations; a {a_dim}-dimensional action is planned with "
+                         f"{iterations} (solve_iterations; draw it with sample_noise)")
 
     # Policy-prior trajectories: fixed for this step, they compete with the sampled ones in every iteration.
     pi_actions = []
@@ -87,7 +104,7 @@ def plan(model: WorldModel, obs: dict[str, torch.Tensor], prev_mean: torch.Tenso
     std = torch.full_like(mean, max_std)
     zs = z[:, None].expand(b, s, latent)
     score = elite_actions = None
-    for i in range(cfg.iterations):
+    for i in range(iterations):
         sampled = (mean[:, None] + std[:, None] * noise[i, :, p:, :h]).clamp(-1.0, 1.0)
         actions = torch.cat([pi_actions, sampled], dim=1)  # (B, S, H, A)
         value = trajectory_value(model, zs, actions, noise[i, :, :, h], discount, cfg.value_std_coef)

@@ -115,3 +115,23 @@ def test_bad_planner_config_is_refused():
         check_planner(PlannerConfig(samples=16, policy_samples=4, elites=32))
     with pytest.raises(ValueError, match="policy_samples"):
         check_planner(PlannerConfig(samples=16, policy_samples=16, elites=4))
+
+
+def test_large_action_spaces_get_two_more_iterations_as_in_official_tdmpc2():
+    from robot_rl.planner import solve_iterations
+
+    cfg = PlannerConfig(samples=32, policy_samples=4, elites=4, iterations=1)
+    assert [solve_iterations(cfg, a) for a in (8, 19, 20, 39)] == [1, 1, 3, 3]
+    assert sample_noise(cfg, 1, 19)[0].shape[0] == 1 and sample_noise(cfg, 1, 20)[0].shape[0] == 3
+    torch.manual_seed(0)
+    big = WorldModel(TINY, {"state": (5,)}, 20).eval()
+    obs = {"state": torch.randn(1, 5)}
+    noise = sample_noise(cfg, 1, 20, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        action, _, _ = plan(big, obs, torch.zeros(1, 3, 20), torch.tensor([True]), *noise, cfg, 0.9)
+        last_changed = noise[0].clone()
+        last_changed[2] = torch.randn_like(last_changed[2])  # the third iteration's samples
+        moved, _, _ = plan(big, obs, torch.zeros(1, 3, 20), torch.tensor([True]), last_changed, *noise[1:], cfg, 0.9)
+        assert not torch.equal(action, moved)  # the extra iterations run and shape the action
+        with pytest.raises(ValueError, match="3"):  # noise for the configured count alone is refused
+            plan(big, obs, torch.zeros(1, 3, 20), torch.tensor([True]), noise[0][:1], *noise[1:], cfg, 0.9)
