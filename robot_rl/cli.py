@@ -36,11 +36,26 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def _group_usage(group: str) -> str | None:
+    """`robot-rl sysid`: the subcommands of a command group, None when `group` is not one."""
+    members = {name: help_ for name, (_, help_) in COMMANDS.items() if name.startswith(f"{group} ")}
+    if not members:
+        return None
+    lines = [f"usage: robot-rl {group} <subcommand> key=value ...", "", "subcommands:"]
+    lines += [f"  {name.split(' ', 1)[1]:<14} {help_}" for name, help_ in members.items()]
+    lines += ["", f"`robot-rl {group} <subcommand> --help` lists a subcommand's keys and defaults."]
+    return "\n".join(lines)
+
+
 def _split_command(argv: list[str]) -> tuple[str, list[str]]:
     for words in (2, 1):
         name = " ".join(argv[:words])
         if name in COMMANDS:
             return name, argv[words:]
+    group = _group_usage(argv[0])
+    if group is not None:
+        raise ConfigError(f"unknown {argv[0]} subcommand {' '.join(argv[1:2])!r}\n\n{group}" if argv[1:] else
+                          f"{argv[0]}: a subcommand is needed\n\n{group}")
     raise ConfigError(f"unknown command {' '.join(argv[:2])!r}\n\n{usage()}")
 
 
@@ -54,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
+        return 0
+    group = _group_usage(argv[0])
+    if group is not None and (len(argv) == 1 or argv[1] in ("-h", "--help", "help")):
+        print(group)
         return 0
     try:
         name, rest = _split_command(argv)
