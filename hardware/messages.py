@@ -165,9 +165,56 @@ def _serialize_as_bytes(msg_type: type[IdlStruct], member: str) -> None:
 
 _serialize_as_bytes(Image, "data")
 
+
+def _decode_strings_with_replace(msg_type: type[IdlStruct]) -> None:
+    """Decode every string member of `msg_type` with errors="replace", as rclpy does, so one sample whose text is
+    not valid UTF-8 arrives with U+FFFD in place of the bad bytes instead of raising UnicodeDecodeError in the
+    reader (a remote crash: 52 bytes of JointState killed any DDS-transport node). Encoding is unchanged."""
+    from cyclonedds.idl._machinery import ArrayMachine, SequenceMachine, StringMachine  # private, hence the tests
+
+    class ReplacingStringMachine(StringMachine):
+        def deserialize(self, buffer, *args, **kwargs):
+            buffer.align(4)
+            numbytes = buffer.read("I", 4)
+            if numbytes == 0:        # CDR strings carry their NUL, so 0 is malformed; rmw reads it as ""
+                return ""
+            text = buffer.read_bytes(numbytes - 1)
+            buffer.read("b", 1)
+            return bytes(text).decode("utf-8", errors="replace")
+
+    def swap(machine):
+        if type(machine) is StringMachine:
+            return ReplacingStringMachine(machine.bound)
+        if isinstance(machine, (SequenceMachine, ArrayMachine)):
+            machine.submachine = swap(machine.submachine)
+        return machine
+
+    idl = msg_type.__idl__
+    idl.populate()
+    for machine in (idl.v1_machine, idl.v2_machine):
+        for member, sub in machine.members_machines.items():
+            machine.members_machines[member] = swap(sub)
+
 MESSAGE_TYPES: tuple[type[IdlStruct], ...] = (
     Time, Duration, Header, Bool, String, MultiArrayDimension, MultiArrayLayout, Float64MultiArray,
     JointState, Image, RegionOfInterest, CameraInfo, JointTrajectoryPoint, JointTrajectory)
+for _type in MESSAGE_TYPES:
+    _decode_strings_with_replace(_type)
+
+# The largest serialised sample (encapsulation header + CDR, bytes) a reader accepts by default, per type; larger
+# ones are dropped and counted before they are deserialised (a 1.6 MB /goal stalled a node's loop). Generous for
+# what these topics carry (JointState: ~100 joints with long names is ~6 KiB; Image: 4K rgb16 is 50 MB); a
+# subscription can bound tighter with QoS.max_sample_bytes (policy_node: /goal, /estop). Nested-only types
+# (Time, Header, ...) are never topics here and get the fallback.
+MAX_SAMPLE_BYTES: dict[type[IdlStruct], int] = {
+    Bool: 64, String: 64 * 1024, Float64MultiArray: 64 * 1024, JointState: 64 * 1024,
+    Image: 64 * 1024 * 1024, CameraInfo: 64 * 1024, JointTrajectory: 1024 * 1024,
+}
+DEFAULT_MAX_SAMPLE_BYTES = 64 * 1024
+
+
+def max_sample_bytes(msg_type: type[IdlStruct]) -> int:
+    return MAX_SAMPLE_BYTES.get(msg_type, DEFAULT_MAX_SAMPLE_BYTES)
 
 
 def ros_type_name(msg_type: type[IdlStruct]) -> str:

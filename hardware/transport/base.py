@@ -54,14 +54,22 @@ class Durability(Enum):
 
 @dataclass(frozen=True)
 class QoS:
-    """The QoS settings ROS 2 nodes use (history is always KEEP_LAST `depth`)."""
+    """The QoS settings ROS 2 nodes use (history is always KEEP_LAST `depth`).
+
+    `max_sample_bytes` is what a reader accepts, not a DDS policy: larger serialised samples are dropped and
+    counted before deserialising (None: the type's bound, hardware.messages.MAX_SAMPLE_BYTES). The DDS transport
+    enforces it; rclpy deserialises in C++ inside rmw and is not bounded by it."""
     reliability: Reliability = Reliability.RELIABLE
     durability: Durability = Durability.VOLATILE
     depth: int = 10
+    max_sample_bytes: int | None = None
 
     def __post_init__(self):
         if self.depth < 1:
             raise ValueError(f"QoS.depth must be >= 1, got {self.depth}")
+        if self.max_sample_bytes is not None and self.max_sample_bytes < 4:
+            raise ValueError(f"QoS.max_sample_bytes must be >= 4 (the encapsulation header), got "
+                             f"{self.max_sample_bytes}")
 
 
 QOS_DEFAULT = QoS()  # rmw_qos_profile_default: reliable, volatile, keep last 10
@@ -120,6 +128,11 @@ class Node(ABC):
     @abstractmethod
     def publisher_info(self, topic: str) -> list[tuple[str, QoS]]:
         """(ROS type name, QoS) of every publisher currently discovered on `topic` (any process)."""
+
+    def dropped_samples(self) -> dict[str, dict[str, int]]:
+        """Samples this node's readers dropped before any callback saw them, {topic: {reason: count}} (reasons:
+        "oversized", "malformed"). Empty where the transport drops inside the middleware (rclpy)."""
+        return {}
 
     @abstractmethod
     def request_shutdown(self) -> None:

@@ -13,17 +13,20 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from typing import Any, Callable
 
 from cyclonedds.core import DDSException, GuardCondition, Policy, Qos, ReadCondition, SampleState, ViewState, InstanceState, WaitSet
 from cyclonedds.builtin import BuiltinDataReader, BuiltinTopicDcpsPublication
 from cyclonedds.domain import Domain, DomainParticipant
-from cyclonedds.internal import InvalidSample
+from cyclonedds._clayer import ddspy_take  # the raw take under DataReader.take (see DdsSubscription)
 from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
 from cyclonedds.util import duration
 
+from hardware.log_throttle import ThrottledLog
+from hardware.messages import max_sample_bytes
 from hardware.transport.base import (QOS_DEFAULT, Durability, Executor, Node, NodeOptions, QoS, Reliability,
                                      coerce_parameter, resolve_topic)
 
@@ -170,12 +173,39 @@ class DdsPublisher:
         self._writer = None
 
 
+def decode_sample(msg_type: type, data: bytes, max_bytes: int) -> tuple[Any, str, str]:
+    """(message, "", "") for a serialised sample, or (None, reason, detail) when it is bigger than `max_bytes`
+    ("oversized", checked before any decoding) or does not decode as `msg_type` ("malformed").
+
+    Cyclone DDS itself checks the CDR of samples against the type (its writer refuses truncated CDR or sequence
+    lengths beyond the data, and its reader drops them), so "malformed" is the second line: samples from a stack
+    that does not check, and faults of the Python deserialiser. Text that is not UTF-8 is valid CDR; it decodes
+    with U+FFFD replacements (hardware/messages.py), as rclpy does."""
+    if len(data) > max_bytes:
+        return None, "oversized", f"{len(data)} bytes, bound {max_bytes}"
+    if len(data) < 4:   # cyclonedds reads a sample without its encapsulation header as the type's defaults
+        return None, "malformed", f"{len(data)} bytes: no encapsulation header, so no {msg_type.__name__}"
+    try:
+        return msg_type.deserialize(data), "", ""
+    except Exception as error:  # noqa: BLE001 - whatever a remote sends must not reach the executor
+        return None, "malformed", f"{len(data)} bytes that are no {msg_type.__name__}: {error!r:.200}"
+
+
 class DdsSubscription:
+    """A reader whose samples are checked before any callback sees them: bigger than the topic's bound
+    (QoS.max_sample_bytes, else the type's, hardware.messages.MAX_SAMPLE_BYTES) -> dropped before deserialising;
+    not deserialisable (truncated CDR, absurd sequence lengths, wrong type behind the name) -> dropped. Both are
+    counted in `dropped` and logged throttled; a remote participant can neither crash nor stall the node."""
+
     def __init__(self, node: "DdsNode", msg_type: type, topic: str, callback: Callable[[Any], None], qos: QoS):
         self.topic = topic
         self.msg_type = msg_type
         self.callback = callback
         self.qos = qos
+        self.max_sample_bytes = qos.max_sample_bytes or max_sample_bytes(msg_type)
+        self.dropped: Counter[str] = Counter()
+        self._logger = node.logger
+        self._log = node.throttled_log
         self.reader = DataReader(node.context.participant,
                                  node.context.topic(dds_topic_name(topic), msg_type), qos=dds_qos(qos))
         self.condition = ReadCondition(self.reader, SampleState.Any | ViewState.Any | InstanceState.Any)
@@ -184,9 +214,28 @@ class DdsSubscription:
         return len(self.reader.get_matched_publications())
 
     def take(self) -> list:
-        # A writer that goes away (its process killed) reaches readers as an InvalidSample (instance state change,
-        # no data); callbacks get only data, as rclpy's do.
-        return [s for s in self.reader.take(N=_TAKE_BATCH) if not isinstance(s, InvalidSample)]
+        # DataReader.take() deserialises inside the call, so one bad sample raises and loses the whole batch;
+        # ddspy_take (what it calls) hands over the serialised bytes, which we size-check first.
+        taken = ddspy_take(self.reader._ref, self.condition.mask, _TAKE_BATCH)
+        if isinstance(taken, int):
+            raise DDSException(taken, f"taking samples on {self.topic}")
+        samples = []
+        for data, info in taken:
+            # A writer that goes away (its process killed) reaches readers as an invalid sample (instance state
+            # change, no data); callbacks get only data, as rclpy's do.
+            if not info.valid_data:
+                continue
+            msg, reason, detail = decode_sample(self.msg_type, data, self.max_sample_bytes)
+            if msg is None:
+                self._drop(reason, detail)
+            else:
+                samples.append(msg)
+        return samples
+
+    def _drop(self, reason: str, detail: str) -> None:
+        self.dropped[reason] += 1
+        self._log(self._logger.warning, f"{self.topic}:{reason}",
+                  f"{self.topic}: dropped a {reason} sample ({detail}); {self.dropped[reason]} so far")
 
 
 class DdsTimer:
@@ -228,6 +277,7 @@ class DdsNode(Node):
         self.subscriptions: list[DdsSubscription] = []
         self.timers: list[DdsTimer] = []
         self._logger = logging.getLogger(f"robot_rl.{name}")
+        self.throttled_log = ThrottledLog()
         self._executors: list["DdsExecutor"] = []
 
     @classmethod
@@ -278,6 +328,13 @@ class DdsNode(Node):
         name = dds_topic_name(self.resolve(topic))
         return [(ros_type_name_of_dds(sample.type_name), qos_from_dds(sample.qos))
                 for sample in self.context.publications() if sample.topic_name == name]
+
+    def dropped_samples(self) -> dict[str, dict[str, int]]:
+        dropped: dict[str, Counter] = {}
+        for sub in self.subscriptions:
+            if sub.dropped:
+                dropped.setdefault(sub.topic, Counter()).update(sub.dropped)
+        return {topic: dict(counts) for topic, counts in dropped.items()}
 
     def request_shutdown(self) -> None:
         for executor in list(self._executors):
