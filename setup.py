@@ -21,6 +21,9 @@ RUNTIME = [
 ]
 SIM = ["mujoco>=3.5", "pybullet>=3.2.6", "gymnasium>=1.0"]
 TRAIN = ["torch>=2.4", "onnx>=1.16", "onnxscript>=0.1", "tqdm>=4.66", "tensorboard>=2.16", "matplotlib>=3.8"]
+# Standard task suites for robot_rl/envs.py: Meta-World v3 (`mw:`) and panda-gym's goal-conditioned tasks
+# (`gym:panda_gym:<id>`). metaworld 3.1 pins mujoco==3.3.0, so 3.0 (see constraints.txt).
+SUITES = ["metaworld>=3.0,<3.1", "panda-gym>=3.0.7"]
 CALIBRATION = ["scipy>=1.11", "mujoco[sysid]>=3.5", "opencv-python-headless>=4.8"]
 
 setup(
@@ -39,6 +42,7 @@ setup(
     python_requires=">=3.10",
     install_requires=RUNTIME + SIM + TRAIN + CALIBRATION + ["dm-control>=1.0.20"],
     extras_require={
+        "suites": SUITES,
         "realsense": ["pyrealsense2>=2.54"],
         # rclpy, launch and launch_ros come from a ROS 2 installation (apt), not from PyPI.
         "ros": [],
