@@ -4,7 +4,9 @@ schema in docs/formats.md) before anything runs.
 Checked: the JSON parses and has every field with the right type; format and version; the files exist and their
 sha256 matches; onnxruntime loads each model and its input/output names, shapes and dtypes are the ones bundle.json
 declares; the safety limits and kinematic chain parse (hardware/safety_config.py, hardware/kinematics.py) and name
-the same joints; and, when given, the robot's joint names equal the policy's. Every error names the file and field.
+the same joints; the action space (`action.space`: joint, ee or ee_yaw, hardware/policy_io.py) parses and its size
+matches; the last-actions observation (`observation.action_history`) matches the state layout; and, when given,
+the robot's joint names equal the policy's. Every error names the file and field.
 
 numpy + onnxruntime only (no torch).
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hardware.kinematics import ChainError, KinematicChain
+from hardware.policy_io import JointActions, PolicyIOError, ToolPointActions, action_space_from_dict
 from hardware.safety_config import SafetyConfigError, SafetyLimits
 
 BUNDLE_FORMAT = "robot_rl.bundle"
@@ -46,8 +49,9 @@ class Bundle:
     state_layout: tuple[tuple[str, int], ...]
     pixels_shape: tuple[int, ...] | None    # (C, H, W), C = 3 x frame_stack
     frame_stack: int
+    action_history: int                     # k: the state ends with the last k actions sent ("last_actions")
     action_dim: int
-    max_joint_step: float
+    actions: JointActions | ToolPointActions    # the action space: action -> joint targets
     gripper_max_width: float
     control_hz: float
     planner: dict[str, Any]
@@ -149,9 +153,6 @@ def load_bundle(folder: str | Path, joint_names: tuple[str, ...] | list[str] | N
     action = _field(raw, "action", dict, where)
     aw = f"{where}: action"
     action_dim = _field(action, "dim", int, aw)
-    if action_dim != len(names) + 1:
-        raise BundleError(f"{aw}: field 'dim' is {action_dim}; expected {len(names) + 1} ({len(names)} joints + "
-                          f"gripper)")
     control_hz = _field(raw, "control_hz", float, where)
     if not control_hz > 0:
         raise BundleError(f"{where}: field 'control_hz' must be > 0, got {control_hz}")
@@ -167,6 +168,19 @@ def load_bundle(folder: str | Path, joint_names: tuple[str, ...] | list[str] | N
     upper = _field(raw, "position_upper", list, where)
     if len(lower) != len(names) or len(upper) != len(names):
         raise BundleError(f"{where}: fields 'position_lower'/'position_upper' need {len(names)} entries each")
+    try:
+        actions = action_space_from_dict(action, lower, upper, chain, aw)
+    except PolicyIOError as err:
+        raise BundleError(str(err)) from None
+    if action_dim != actions.dim:
+        raise BundleError(f"{aw}: field 'dim' is {action_dim}; the {actions.name!r} action space of "
+                          f"{len(names)} joints takes {actions.dim}")
+    history = obs.get("action_history", 0)
+    if isinstance(history, bool) or not isinstance(history, int) or history < 0:
+        raise BundleError(f"{ow}: field 'action_history' must be a whole number >= 0, got {history!r}")
+    if dict(layout).get("last_actions", 0) != history * action_dim:
+        raise BundleError(f"{ow}: state_layout's 'last_actions' has {dict(layout).get('last_actions', 0)} values; "
+                          f"action_history={history} x action dim {action_dim} needs {history * action_dim}")
 
     models = _field(raw, "models", dict, where)
     inputs, outputs = {}, {}
@@ -185,8 +199,8 @@ def load_bundle(folder: str | Path, joint_names: tuple[str, ...] | list[str] | N
         outputs[name] = _specs(entry.get("outputs"), f"{mw}.outputs")
     bundle = Bundle(folder=folder, raw=raw, joint_names=names, gripper_joints=_names(raw, "gripper_joints", where),
                     obs_keys=keys, state_layout=tuple(layout), pixels_shape=tuple(pixels) if pixels else None,
-                    frame_stack=_field(obs, "frame_stack", int, ow), action_dim=action_dim,
-                    max_joint_step=_field(action, "max_joint_step", float, aw),
+                    frame_stack=_field(obs, "frame_stack", int, ow), action_history=history, action_dim=action_dim,
+                    actions=actions,
                     gripper_max_width=_field(action, "gripper_max_width", float, aw), control_hz=control_hz,
                     planner=_field(raw, "planner", dict, where), inputs=inputs, outputs=outputs, safety=safety,
                     chain=chain)

@@ -1,8 +1,8 @@
 """Running a policy bundle on the robot computer with onnxruntime alone (never torch).
 
 `open_bundle(folder, mode, seed)` checks the bundle (hardware/bundle.py) and returns what policy_node needs:
-the observation/action mapping (hardware/policy_io.PolicyIO, built from bundle.json's layout, joint limits,
-action scaling and FK chain), the runtime, the control rate and the safety limits.
+the observation/action mapping (hardware/policy_io.PolicyIO, built from bundle.json's layout, action space,
+last-actions length and FK chain), the runtime, the control rate and the safety limits.
 
 `PolicyRuntime.act(state, pixels, first)` -> normalised action (A,) in [-1, 1]:
 - mode "policy": policy.onnx, the policy prior's deterministic action;
@@ -93,12 +93,10 @@ class LoadedBundle:
 
 
 def policy_io(bundle: Bundle) -> PolicyIO:
-    raw = bundle.raw
     return PolicyIO(obs_layout=bundle.state_layout if "state" in bundle.obs_keys else (),
                     pixels_shape=bundle.pixels_shape, joint_names=bundle.joint_names,
-                    gripper_joints=bundle.gripper_joints, lower=np.asarray(raw["position_lower"], float),
-                    upper=np.asarray(raw["position_upper"], float), max_joint_step=bundle.max_joint_step,
-                    gripper_max_width=bundle.gripper_max_width, chain=bundle.chain)
+                    gripper_joints=bundle.gripper_joints, actions=bundle.actions, chain=bundle.chain,
+                    action_history=bundle.action_history)
 
 
 def open_bundle(folder: str | Path, mode: str = "policy", seed: int = 0,

@@ -3,7 +3,8 @@ hardware/ reads from training (schema in docs/formats.md, read by hardware/bundl
 
   policy.onnx   observation -> deterministic policy-prior action (robot_rl/onnx_graphs.PolicyGraph)
   planner.onnx  the whole MPPI planner, unrolled with fixed shapes (robot_rl/onnx_graphs.PlannerGraph)
-  bundle.json   observation layout, action scaling, joints and limits, control rate, planner settings,
+  bundle.json   observation layout (with the last-actions length), the action space (joint or tool-point, with its
+                settings), joints and limits, control rate, planner settings,
                 sha256 and input/output specs of both models, safety limits and the numpy FK chain
 
 Both graphs are traced with batch 1 by torch.onnx.export (TorchScript exporter: the planner's static loops
@@ -108,6 +109,7 @@ def build_bundle(agent, env_info, planner_cfg: PlannerConfig, folder: Path, opse
     from hardware.safety_config import limits_from_robot
     from robot_rl.onnx_graphs import PlannerGraph, PolicyGraph
     from robot_rl.planner import sample_noise
+    from sim.action_mapping import JointActions
     from sim.kinematic_chain import chain_from_mjcf
     from sim.robot import load_robot
 
@@ -121,8 +123,11 @@ def build_bundle(agent, env_info, planner_cfg: PlannerConfig, folder: Path, opse
     gen = torch.Generator().manual_seed(0)
     obs = example_obs(model, gen)
     a_dim = env_info.action_dim
-    if a_dim != robot.n_arm + 1:
-        raise ExportError(f"{source}: action size {a_dim}, robot {robot.name!r} takes {robot.n_arm} + 1 (gripper)")
+    action_space = env_info.action_space or JointActions(robot.lower, robot.upper, robot.max_joint_step,
+                                                         robot.gripper_max_width).to_dict()   # older checkpoints
+    if a_dim != action_space["dim"]:
+        raise ExportError(f"{source}: action size {a_dim}, but the {action_space['space']!r} action space of robot "
+                          f"{robot.name!r} takes {action_space['dim']}")
 
     policy = PolicyGraph(model)
     policy_data = onnx_bytes(policy, obs, keys, ["action"], opset)
@@ -163,12 +168,11 @@ def build_bundle(agent, env_info, planner_cfg: PlannerConfig, folder: Path, opse
             "state_dim": spec["state"][0][0] if "state" in spec else None,
             "pixels_shape": list(spec["pixels"][0]) if "pixels" in spec else None,
             "frame_stack": env_info.frame_stack,
+            "action_history": env_info.action_history,
             "normalisation": {"state": "none: raw float32 as the environment returns it",
                               "pixels": "uint8 0..255 in (C, H, W), C = 3 x frame_stack oldest first; "
                                         "scaled to [-0.5, 0.5] inside the graphs"}},
-        "action": {"dim": a_dim, "max_joint_step": robot.max_joint_step, "gripper_max_width": robot.gripper_max_width,
-                   "rule": "targets = clip(previous_targets + action[:n] * max_joint_step, lower, upper); "
-                           "finger gap = (action[n] + 1) / 2 * gripper_max_width (sim/action_mapping.py)"},
+        "action": action_space,
         "joint_names": list(robot.arm_joints), "gripper_joints": list(robot.gripper_joints),
         "position_lower": robot.lower.tolist(), "position_upper": robot.upper.tolist(),
         "planner": {"samples": planner_cfg.samples, "iterations": planner_cfg.iterations,

@@ -1,8 +1,11 @@
 """One Gymnasium environment for every arm task and both engines:
-`gymnasium.make("robot_rl/panda-reach-v0", backend="mujoco"|"pybullet", obs_type="state"|"pixels"|"state+pixels")`.
+`gymnasium.make("robot_rl/panda-reach-v0", backend="mujoco"|"pybullet", obs_type="state"|"pixels"|"state+pixels",
+action="joint"|"ee"|"ee_yaw", action_history=k)`.
 
-Engine-independent parts live here: action -> joint position targets (sim.action_mapping, the same command a
-real arm takes over ros2_control), action latency, observation noise, observation layout, rewards, episode
+Engine-independent parts live here: action -> joint position targets (sim.action_mapping's action spaces, the
+same command a real arm takes over ros2_control; the task's default unless `action=` is given), action latency,
+observation noise, observation layout (with `action_history=k`, the last k actions sent, oldest first, zeros
+before the episode's first step: with action latency the state is not Markov without them), rewards, episode
 length and domain randomisation. Episodes end by truncation after `episode_steps` control steps (no terminal
 states), with `info["success"]` after every step.
 """
@@ -16,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 from sim import params as params_io
-from sim.action_mapping import robot_action_to_targets
+from sim.action_mapping import make_action_space
 from sim.ik import quat_to_mat, solve_ik
 from sim.randomization import default_ranges, sample_parameters
 from sim.robot import RobotConfig, load_robot
@@ -43,7 +46,8 @@ class ArmEnv(gym.Env):
                  obs_type: str = "state", robot: str | Path | RobotConfig = "panda",
                  params: str | Path | Mapping | params_io.RobotParams | None = None, randomize: bool = False,
                  control_hz: float = 20.0, physics_dt: float = 0.002, episode_steps: int | None = None,
-                 render_size: int | tuple[int, int] = 64, camera: str = "front", render_mode: str | None = None):
+                 render_size: int | tuple[int, int] = 64, camera: str = "front", render_mode: str | None = None,
+                 action: str | None = None, action_history: int = 0):
         if task not in TASKS:
             raise ValueError(f"task={task!r}: expected one of {sorted(TASKS)}")
         if reward not in ("dense", "sparse"):
@@ -56,6 +60,11 @@ class ArmEnv(gym.Env):
             raise ValueError(f"control_hz={control_hz} and physics_dt={physics_dt} must be > 0")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode={render_mode!r}: expected None or 'rgb_array'")
+        if isinstance(action_history, bool) or not isinstance(action_history, int) or action_history < 0:
+            raise ValueError(f"action_history={action_history!r}: expected a whole number of actions >= 0")
+        if action_history and obs_type == "pixels":
+            raise ValueError(f"action_history={action_history} needs a state vector to carry the actions; "
+                             f"obs_type='pixels' has none (use 'state+pixels')")
         self.robot = robot if isinstance(robot, RobotConfig) else load_robot(robot)
         self.task = TASKS[task]()
         self.task_name, self.reward_type, self.backend_name, self.obs_type = task, reward, backend, obs_type
@@ -74,6 +83,8 @@ class ArmEnv(gym.Env):
         down = quat_to_mat(self.physics.forward_kinematics(home)[3:])
         self.start_qpos = solve_ik(self.physics.forward_kinematics, home, np.array(self.task.start_ee), down,
                                    self.robot.lower, self.robot.upper)
+        self.action_mapping = make_action_space(action or self.task.default_action, self.robot,
+                                                self.physics.forward_kinematics, self.start_qpos)
         self.action_latency = 0
         self.obs_noise = 0.0
         if params is not None:
@@ -89,12 +100,16 @@ class ArmEnv(gym.Env):
         sizes = {"arm_qpos": n, "arm_qvel": n, "gripper_width": 1, "ee_pos": 3, "goal_pos": 3, "ee_to_goal": 3,
                  "object_pos": 3, "object_quat": 4, "ee_to_object": 3, "object_to_goal": 3}
         self.obs_layout: list[tuple[str, int]] = [(c, sizes[c]) for c in self.task.obs_components]
+        self.action_history = action_history
+        if action_history:
+            self.obs_layout.append(("last_actions", action_history * self.action_mapping.dim))
         state_space = gym.spaces.Box(-np.inf, np.inf, (sum(s for _, s in self.obs_layout),), np.float32)
         pixel_space = gym.spaces.Box(0, 255, (3, self.render_height, self.render_width), np.uint8)
         self.observation_space = {"state": state_space, "pixels": pixel_space,
                                   "state+pixels": gym.spaces.Dict({"state": state_space, "pixels": pixel_space})
                                   }[obs_type]
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (n + 1,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (self.action_mapping.dim,), np.float32)
+        self._sent: deque[np.ndarray] = deque(maxlen=action_history)
 
         self.goal = np.zeros(3)
         self.last_joint_targets = np.array(self.robot.home_qpos, dtype=np.float64)
@@ -145,12 +160,14 @@ class ArmEnv(gym.Env):
         self.last_joint_targets, self.last_gripper_target = arm.copy(), width
         self._applied = (arm.copy(), width)
         self._pending.clear()
+        self._sent.clear()
         self._steps = 0
         state = self.task_state()
         return self._observation(), {"success": self.task.success(state), "distance": self.task.distance(state)}
 
     def step(self, action):
-        targets, width = robot_action_to_targets(action, self.last_joint_targets, self.robot)
+        targets, width = self.action_mapping.targets(action, self.last_joint_targets)
+        self._sent.append(np.clip(np.asarray(action, dtype=np.float32).reshape(-1), -1.0, 1.0))
         self.last_joint_targets, self.last_gripper_target = targets, width
         # Action latency: the command reaches the arm `action_latency` control steps after the policy sent it.
         self._pending.append((targets, width))
@@ -192,7 +209,14 @@ class ArmEnv(gym.Env):
         values = {"arm_qpos": qpos, "arm_qvel": p.arm_qvel(), "gripper_width": [p.gripper_width()], "ee_pos": ee,
                   "goal_pos": self.goal, "ee_to_goal": self.goal - ee, "object_pos": obj[:3],
                   "object_quat": obj[3:], "ee_to_object": obj[:3] - ee, "object_to_goal": self.goal - obj[:3]}
+        if self.action_history:
+            values["last_actions"] = self.last_actions()
         return np.concatenate([np.asarray(values[name], dtype=np.float32) for name, _ in self.obs_layout])
+
+    def last_actions(self) -> np.ndarray:
+        """The last `action_history` actions sent (clipped to [-1, 1]), oldest first, zeros before the first."""
+        missing = (self.action_history - len(self._sent)) * self.action_mapping.dim
+        return np.concatenate([np.zeros(missing, np.float32), *self._sent])
 
     def _pixels(self) -> np.ndarray:
         image = self.physics.render(self.render_width, self.render_height, self.camera)

@@ -1,8 +1,10 @@
 """Scripted experts for reach, push and pick-and-place: the demonstrations for MoDem come from them.
 
 Engine-independent: they read the simulator state through the backend interface (end-effector pose, object
-pose, gripper width, contacts) and invert kinematics with sim.ik (a damped least-squares step on a Jacobian taken
-by finite differences of `backend.forward_kinematics`), so the same code drives MuJoCo and PyBullet. They are
+pose, gripper width, contacts) and decide a tool-point target, which becomes an action in the env's action space:
+in the Cartesian ones (`action=ee`, `ee_yaw`) the tool-point step itself; in the joint space a damped
+least-squares step of sim.ik on a Jacobian taken by finite differences of `backend.forward_kinematics`. So the
+same code drives MuJoCo and PyBullet. They are
 stateless (each action depends only on the present state), so they can take over mid-episode.
 
 Usage: `expert = Expert(env); action = expert(env)`, or `expert_action(env)`; `evaluate_expert(task)` for success rates.
@@ -12,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from sim import scene
-from sim.ik import dls_step, quat_to_mat, rot_z
+from sim.action_mapping import ToolPointActions
+from sim.ik import clip_norm, dls_step, quat_to_mat, rot_z, yaw_about
 
 MAX_POS_STEP = 0.04          # m of end-effector motion asked for per control step
 MAX_PUSH_STEP = 0.02         # m per control step while pushing (faster kicks the cube away)
@@ -114,8 +117,26 @@ class Expert:
             return np.array([ee[0], ee[1], obj[2] + 0.08]), yaw, 1.0   # too low next to it: go up first
         return obj[:3] + np.array([0.0, 0.0, 0.08]), yaw, 1.0
 
-    # --- inverse kinematics ------------------------------------------------------------------
+    # --- tool-point target -> action --------------------------------------------------------
     def _arm_action(self, env, target: np.ndarray, yaw: float, max_step: float = MAX_POS_STEP) -> np.ndarray:
+        if isinstance(env.action_mapping, ToolPointActions):
+            return self._tool_action(env, env.action_mapping, target, yaw, max_step)
+        return self._joint_action(env, target, yaw, max_step)
+
+    @staticmethod
+    def _tool_action(env, space: ToolPointActions, target: np.ndarray, yaw: float, max_step: float) -> np.ndarray:
+        """The tool-point step (the mapping adds it to the previous target, so this integrates like the joint
+        expert: TRACKING_GAIN of the measured error per step)."""
+        pose = env.physics.ee_pose()
+        step = clip_norm(TRACKING_GAIN * (np.asarray(target, float) - pose[:3]), max_step)
+        action = step / space.config.max_position_step
+        if space.yaw:
+            measured = yaw_about(quat_to_mat(pose[3:]), space.tool_rotation)
+            error = (yaw - measured + np.pi) % (2 * np.pi) - np.pi
+            action = np.append(action, TRACKING_GAIN * error / space.config.max_yaw_step)
+        return action / max(1.0, float(np.max(np.abs(action))))   # scale as a whole: keep the direction
+
+    def _joint_action(self, env, target: np.ndarray, yaw: float, max_step: float) -> np.ndarray:
         p, robot = env.physics, env.robot
         q = p.arm_qpos()
         dq = dls_step(p.forward_kinematics, q, target, rot_z(yaw) @ self.down, np.array(robot.home_qpos),

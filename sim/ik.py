@@ -49,17 +49,26 @@ def clip_norm(v: np.ndarray, limit: float) -> np.ndarray:
     return v if n <= limit else v * (limit / n)
 
 
+def quats_to_mats(q: np.ndarray) -> np.ndarray:
+    """(..., 4) quaternions (w, x, y, z) -> (..., 3, 3) rotation matrices."""
+    q = np.asarray(q, float)
+    w, x, y, z = np.moveaxis(q / np.linalg.norm(q, axis=-1, keepdims=True), -1, 0)
+    return np.stack([np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+                     np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+                     np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1)], -2)
+
+
 def jacobian(fk: ForwardKinematics, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(pose at q, 3x3 rotation at q, 6xn Jacobian: linear rows, then angular rows in the world frame)."""
+    """(pose at q, 3x3 rotation at q, 6xn Jacobian: linear rows, then angular rows in the world frame), by
+    forward differences; the angular column is the axis of R(q + h e_i) R(q)^T from its antisymmetric part
+    (exact to O(h^2), like the log map at this step size)."""
     pose = fk(q)
-    rot = quat_to_mat(pose[3:])
-    jac = np.empty((6, q.shape[0]))
-    for i in range(q.shape[0]):
-        dq = np.zeros_like(q)
-        dq[i] = FD_STEP
-        pose_i = fk(q + dq)
-        jac[:3, i] = (pose_i[:3] - pose[:3]) / FD_STEP
-        jac[3:, i] = rotation_vector(quat_to_mat(pose_i[3:]) @ rot.T) / FD_STEP
+    poses = np.stack([fk(q + FD_STEP * e) for e in np.eye(q.shape[0])])
+    rots = quats_to_mats(np.concatenate([pose[None, 3:], poses[:, 3:]]))
+    rot, delta = rots[0], rots[1:] @ rots[0].T
+    angular = 0.5 * np.stack([delta[:, 2, 1] - delta[:, 1, 2], delta[:, 0, 2] - delta[:, 2, 0],
+                              delta[:, 1, 0] - delta[:, 0, 1]], axis=-1)
+    jac = np.concatenate([(poses[:, :3] - pose[:3]).T, angular.T]) / FD_STEP
     return pose, rot, jac
 
 
@@ -88,3 +97,33 @@ def solve_ik(fk: ForwardKinematics, q0: np.ndarray, target_pos: np.ndarray, targ
                 and np.linalg.norm(rotation_vector(target_rot @ quat_to_mat(pose[3:]).T)) < 10 * tolerance):
             break
     return q
+
+
+def track_pose(fk: ForwardKinematics, q0: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray,
+               rest: np.ndarray, lower: np.ndarray, upper: np.ndarray, iterations: int, damping: float,
+               posture_gain: float) -> np.ndarray:
+    """Joint angles within limits that move the tool from fk(q0) to the target, for one control step.
+
+    A fixed number of damped least-squares iterations from q0 on the Jacobian at q0 (one control step moves the
+    tool a few cm, over which the Jacobian barely changes; forward kinematics is re-evaluated every iteration, so
+    the error still converges), each clipped to the joint limits, with a pull towards `rest` in the Jacobian's
+    null space so the redundant joint does not drift. No early stop: the robot computer's restatement,
+    hardware/policy_io.py, then gives the same result for the same inputs.
+    """
+    q = np.asarray(q0, float).copy()
+    pose, rot, jac = jacobian(fk, q)
+    gain = jac.T @ np.linalg.inv(jac @ jac.T + damping ** 2 * np.eye(6))   # J^T (J J^T + lambda^2 I)^-1
+    null = np.eye(q.shape[0]) - gain @ jac
+    for i in range(iterations):
+        if i:
+            pose = fk(q)
+            rot = quat_to_mat(pose[3:])
+        error = np.concatenate([target_pos - pose[:3], rotation_vector(target_rot @ rot.T)])
+        q = np.clip(q + gain @ error + null @ (posture_gain * (rest - q)), lower, upper)
+    return q
+
+
+def yaw_about(rot: np.ndarray, reference: np.ndarray) -> float:
+    """Rotation about the world z axis that takes `reference` closest to `rot` (the tool's yaw)."""
+    m = rot @ reference.T
+    return float(np.arctan2(m[1, 0] - m[0, 1], m[0, 0] + m[1, 1]))

@@ -224,6 +224,7 @@ class PolicyNode:
 
     def new_episode(self) -> None:
         self.first = True
+        self.io.reset()   # the last-actions observation starts from zeros, as in simulation
         if self.frames is not None:
             self.frames.reset()
 

@@ -33,6 +33,7 @@ class Task:
     # home posture), so episodes are spent on the task rather than on travelling down from home.
     start_ee = (0.42, 0.0, scene.TABLE_HEIGHT + 0.22)
     obs_components: tuple[str, ...] = ()
+    default_action = "joint"             # action space (sim/action_mapping.py) unless the env is given action=
     # Object and goal sampling regions (world x, y), inside scene.WORKSPACE_LOW/HIGH.
     object_xy_low = (0.40, -0.15)
     object_xy_high = (0.60, 0.15)

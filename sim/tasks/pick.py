@@ -11,6 +11,7 @@ class PickTask(Task):
     name = "pick"
     episode_steps = 80
     success_threshold = 0.05
+    default_action = "ee_yaw"            # tool-point deltas and yaw: the cube lies at any yaw (+-45 deg)
     obs_components = ("arm_qpos", "arm_qvel", "gripper_width", "ee_pos", "object_pos", "object_quat", "goal_pos",
                       "ee_to_object", "object_to_goal")
     goal_xy_low = (0.40, -0.15)

@@ -1,22 +1,29 @@
-"""hardware/policy_io.py restates sim/'s observation layout and action mapping for the robot computer: checked here
-value for value against sim/env.py (every task's layout) and sim/action_mapping.py."""
+"""hardware/policy_io.py restates sim/'s observation layout and action spaces for the robot computer: checked here
+value for value against sim/env.py (every task's layout, the last-actions component) and sim/action_mapping.py
+(joint and tool-point action spaces, the latter from its bundle.json block through JSON, as the robot reads it)."""
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
 
 import sim  # noqa: F401  (registers the environments)
 from hardware.kinematics import KinematicChain
-from hardware.policy_io import FrameStacker, PolicyIO, PolicyIOError
+from hardware.policy_io import FrameStacker, PolicyIO, PolicyIOError, ToolPointActions, action_space_from_dict
 from sim.action_mapping import robot_action_to_targets
 from sim.kinematic_chain import chain_from_mjcf
 
 
 def policy_io(env) -> PolicyIO:
+    """What the robot computer builds from a bundle of this env: the action block and chain through JSON."""
     robot = env.robot
-    chain = KinematicChain.from_dict(chain_from_mjcf(robot.description, robot.arm_joints, robot.ee_site))
+    chain = KinematicChain.from_dict(json.loads(json.dumps(chain_from_mjcf(robot.description, robot.arm_joints,
+                                                                           robot.ee_site))))
+    spec = json.loads(json.dumps(env.action_mapping.to_dict()))
+    actions = action_space_from_dict(spec, robot.lower.tolist(), robot.upper.tolist(), chain)
     return PolicyIO(obs_layout=tuple(env.obs_layout), pixels_shape=None, joint_names=tuple(robot.arm_joints),
-                    gripper_joints=tuple(robot.gripper_joints), lower=robot.lower, upper=robot.upper,
-                    max_joint_step=robot.max_joint_step, gripper_max_width=robot.gripper_max_width, chain=chain)
+                    gripper_joints=tuple(robot.gripper_joints), actions=actions, chain=chain,
+                    action_history=env.action_history)
 
 
 @pytest.mark.parametrize("task", ["reach", "push", "pick"])
@@ -54,6 +61,55 @@ def test_targets_match_sim_action_mapping():
     env.close()
 
 
+@pytest.mark.parametrize("action", ["ee", "ee_yaw"])
+def test_tool_point_targets_match_sim_for_the_same_state_and_action(action):
+    """The robot computer's IK (bundle chain FK) against sim/'s (MuJoCo FK) along a rollout, random actions
+    including out-of-box ones, the workspace box and joint limits."""
+    env = gym.make("robot_rl/panda-pick-v0", action=action).unwrapped
+    io = policy_io(env)
+    assert isinstance(io.actions, ToolPointActions) and io.actions.dim == env.action_space.shape[0]
+    env.reset(seed=2)
+    rng = np.random.default_rng(3)
+    worst = 0.0
+    for step in range(40):
+        action_ = rng.uniform(-1.3, 1.3, env.action_space.shape)
+        previous = env.last_joint_targets.copy()
+        got, gap = io.targets(action_, previous)
+        env.step(action_)
+        worst = max(worst, float(np.abs(got - env.last_joint_targets).max()))
+        assert gap == pytest.approx(env.last_gripper_target)
+    assert worst < 1e-8, f"robot computer and simulator targets differ by {worst} rad"
+    with pytest.raises(PolicyIOError, match=f"expected {io.actions.dim}"):
+        io.targets(np.zeros(8), previous)
+    env.close()
+
+
+@pytest.mark.parametrize("action", ["joint", "ee"])
+def test_last_actions_are_built_identically_from_the_commands_sent(action):
+    """action_history=3 with one step of action latency: every state vector the robot computer builds (from the
+    joint states and the actions it mapped) equals the simulator's observation, the last-actions part exactly."""
+    env = gym.make("robot_rl/panda-push-v0", action=action, action_history=3, params={"action_latency": 1})
+    u = env.unwrapped
+    io = policy_io(u)
+    names = [name for name, _ in u.obs_layout]
+    assert names[-1] == "last_actions" and u.obs_layout[-1][1] == 3 * u.action_mapping.dim
+    rng = np.random.default_rng(5)
+    for episode in range(2):
+        obs, _ = env.reset(seed=episode)
+        io.reset()
+        previous = u.last_joint_targets.copy()
+        for _ in range(5):
+            p = u.physics
+            state = io.state(p.arm_qpos(), p.arm_qvel(), p.gripper_width(), u.goal, p.object_pose())
+            np.testing.assert_allclose(state, obs, atol=2e-6)
+            np.testing.assert_array_equal(state[-io.actions.dim * 3:], obs[-io.actions.dim * 3:])
+            sent = rng.uniform(-1.5, 1.5, env.action_space.shape)
+            previous, _ = io.targets(sent, previous)
+            obs, *_ = env.step(sent)
+        assert np.abs(obs[-io.actions.dim * 3:]).max() > 0.1 and np.abs(obs[-io.actions.dim * 3:]).max() <= 1.0
+    env.close()
+
+
 def test_missing_inputs_and_bad_layouts_are_refused():
     env = gym.make("robot_rl/panda-push-v0").unwrapped
     io = policy_io(env)
@@ -61,11 +117,20 @@ def test_missing_inputs_and_bad_layouts_are_refused():
         io.state(np.zeros(7), None, 0.0, np.zeros(3), None)
     with pytest.raises(PolicyIOError, match="unknown component"):
         PolicyIO(obs_layout=(("joint_torque", 7),), pixels_shape=None, joint_names=io.joint_names,
-                 gripper_joints=(), lower=io.lower, upper=io.upper, max_joint_step=0.05, gripper_max_width=0.08,
-                 chain=None)
+                 gripper_joints=(), actions=io.actions, chain=None)
     with pytest.raises(PolicyIOError, match="kinematic chain"):
         PolicyIO(obs_layout=(("ee_pos", 3),), pixels_shape=None, joint_names=io.joint_names, gripper_joints=(),
-                 lower=io.lower, upper=io.upper, max_joint_step=0.05, gripper_max_width=0.08, chain=None)
+                 actions=io.actions, chain=None)
+    with pytest.raises(PolicyIOError, match="last_actions"):
+        PolicyIO(obs_layout=(("arm_qpos", 7), ("last_actions", 8)), pixels_shape=None, joint_names=io.joint_names,
+                 gripper_joints=(), actions=io.actions, chain=io.chain, action_history=1)
+    spec = env.action_mapping.to_dict()
+    with pytest.raises(PolicyIOError, match="field 'space'"):
+        action_space_from_dict({**spec, "space": "cartesian"}, env.robot.lower, env.robot.upper, io.chain)
+    with pytest.raises(PolicyIOError, match="field 'workspace_low'"):
+        action_space_from_dict({**spec, "workspace_low": [0, 0]}, env.robot.lower, env.robot.upper, io.chain)
+    with pytest.raises(PolicyIOError, match="kinematic chain"):
+        action_space_from_dict(spec, env.robot.lower, env.robot.upper, None)
     env.close()
 
 

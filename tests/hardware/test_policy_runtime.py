@@ -77,7 +77,7 @@ def test_policy_io_and_targets_follow_sim_action_mapping(folder):
     assert action.shape == (8,) and np.all(np.abs(action) <= 1)
     targets, gap = io.targets(action, q)
     ref_targets, ref_gap = action_to_targets(action, q, np.asarray(b.raw["position_lower"]),
-                                             np.asarray(b.raw["position_upper"]), b.max_joint_step,
+                                             np.asarray(b.raw["position_upper"]), b.actions.max_joint_step,
                                              b.gripper_max_width)
     np.testing.assert_allclose(targets, ref_targets)
     assert gap == pytest.approx(ref_gap)

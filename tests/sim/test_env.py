@@ -16,7 +16,7 @@ def test_make_reset_step_state(env_id):
     u = env.unwrapped
     assert obs.dtype == np.float32 and obs.shape == (sum(n for _, n in u.obs_layout),)
     assert env.observation_space.contains(obs)
-    assert env.action_space.shape == (8,)
+    assert env.action_space.shape == ({"reach": 8, "push": 4, "pick": 5}[u.task_name],)   # joint / ee / ee_yaw
     assert set(info) >= {"success"}
     for _ in range(3):
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
