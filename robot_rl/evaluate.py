@@ -24,22 +24,39 @@ class Config:
     planner: PlannerConfig = field(default_factory=PlannerConfig)
 
 
-def evaluate(agent, env, episodes: int, seed: int) -> dict[str, float]:
-    """Run `episodes` deterministic-mode episodes; returns mean/std return and success rate."""
-    returns, successes = [], []
-    for i in range(episodes):
-        obs, info = env.reset(seed=EVAL_SEED_OFFSET + seed * 10_000 + i)
-        total, first, done = 0.0, True, False
-        while not done:
-            action = agent.act(obs, first, eval_mode=True)
-            first = False
-            obs, reward, terminated, truncated, info = env.step(action)
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-        successes.append(bool(info.get("success", False)))
+def eval_seed(seed: int, episode: int) -> int:
+    return EVAL_SEED_OFFSET + seed * 10_000 + episode
+
+
+def evaluate(agent, pool, episodes: int, seed: int, progress: bool = False) -> dict[str, float]:
+    """Run `episodes` deterministic-mode episodes, batched over the pool's environments (one planner call
+    acts for all of them); returns mean/std return and success rate."""
+    from tqdm import tqdm
+
+    from robot_rl.training.collector import Collector
+    from robot_rl.training.strategies import AgentActing
+
+    obs_keys = list(agent.model.obs_spec)
+    collector = Collector(pool, AgentActing(agent, pool.num_envs, eval_mode=True), lambda e: eval_seed(seed, e),
+                          obs_keys, agent.action_dim, max_episodes=episodes)
+    done = []
+    with tqdm(total=episodes, disable=not progress, desc="evaluating", leave=False, dynamic_ncols=True) as bar:
+        while len(done) < episodes:
+            _, finished, _ = collector.step(0)
+            done += finished
+            bar.update(len(finished))
+    done.sort(key=lambda s: s.episode)
+    returns = [s.ret for s in done]
     return {"return": float(np.mean(returns)), "return_std": float(np.std(returns)),
-            "success": float(np.mean(successes)), "episodes": float(episodes)}
+            "success": float(np.mean([s.success for s in done])), "episodes": float(episodes)}
+
+
+def eval_pool(task: str, obs_type: str, frame_stack: int, seed: int, episodes: int, max_envs: int = 16, **env_kwargs):
+    """Environments for evaluating `episodes` episodes side by side (at most `max_envs`)."""
+    from robot_rl.training.env_pool import LocalEnvPool, TaskEnvFactory
+
+    factory = TaskEnvFactory(task, obs_type, seed, frame_stack, **env_kwargs)
+    return LocalEnvPool(factory, max(1, min(episodes, max_envs)))
 
 
 def run(config: Config) -> int:
@@ -48,7 +65,6 @@ def run(config: Config) -> int:
     import torch
 
     from robot_rl.checkpoint import CheckpointError, agent_config_from, load_agent, load_checkpoint
-    from robot_rl.envs import make_env
 
     if config.threads > 0:
         torch.set_num_threads(config.threads)
@@ -65,9 +81,9 @@ def run(config: Config) -> int:
         print(f"robot-rl eval: {err}")
         return 2
     torch.manual_seed(config.seed)
-    env, _ = make_env(env_info.task, env_info.obs_type, seed=config.seed, frame_stack=env_info.frame_stack)
-    result = evaluate(agent, env, config.episodes, config.seed)
-    env.close()
+    pool = eval_pool(env_info.task, env_info.obs_type, env_info.frame_stack, config.seed, config.episodes)
+    result = evaluate(agent, pool, config.episodes, config.seed, progress=True)
+    pool.close()
     print(f"{env_info.task} (step {payload['step']}, {config.episodes} episodes, "
           f"{'planner' if agent.cfg.planner.plan else 'policy'}): mean return {result['return']:.3f} "
           f"+- {result['return_std']:.3f}, success rate {100 * result['success']:.0f}%")

@@ -1,7 +1,8 @@
 """Replay buffer of episodes, sampled as sub-trajectories of `horizon + 1` observations (TD-MPC2).
 
-Storage is a ring of entries; entry i holds an observation and the action and reward that led to it
-(zeros for an episode's first entry). A sub-trajectory starting at entry s uses obs[s..s+H],
+Storage is a ring of entries; entry i holds an observation, the action and reward that led to it
+(zeros for an episode's first entry), and whether that step terminated the episode (a terminal state: no
+value beyond it; truncation by a time limit is not termination). A sub-trajectory starting at entry s uses obs[s..s+H],
 action[s+1..s+H], reward[s+1..s+H]; it is valid when all its entries belong to one episode.
 Arrays grow on demand up to `capacity`, so a large capacity costs nothing until it is used.
 """
@@ -19,17 +20,23 @@ import torch
 
 @dataclass
 class Batch:
-    """obs: modality -> (H+1, B, ...); action (H, B, A); reward (H, B). Tensors on the training device."""
+    """obs: modality -> (H+1, B, ...); action (H, B, A); reward (H, B); terminated (H, B): 1.0 where the step
+    into obs[t+1] ended the episode in a terminal state (None: no terminal states). Tensors on the training device."""
     obs: dict[str, torch.Tensor]
     action: torch.Tensor
     reward: torch.Tensor
+    terminated: torch.Tensor | None = None
 
     @staticmethod
     def cat(batches: list["Batch"]) -> "Batch":
         """Join batches along the batch dim (e.g. demonstration and interaction samples)."""
+        terminated = None
+        if any(b.terminated is not None for b in batches):
+            terminated = torch.cat([b.terminated if b.terminated is not None else torch.zeros_like(b.reward)
+                                    for b in batches], dim=1)
         return Batch(obs={k: torch.cat([b.obs[k] for b in batches], dim=1) for k in batches[0].obs},
                      action=torch.cat([b.action for b in batches], dim=1),
-                     reward=torch.cat([b.reward for b in batches], dim=1))
+                     reward=torch.cat([b.reward for b in batches], dim=1), terminated=terminated)
 
 
 class ReplayBuffer:
@@ -53,18 +60,20 @@ class ReplayBuffer:
         obs = {k: np.zeros((n, *shape), dtype=dtype) for k, (shape, dtype) in self.obs_spec.items()}
         action = np.zeros((n, self.action_dim), dtype=np.float32)
         reward = np.zeros(n, dtype=np.float32)
+        terminated = np.zeros(n, dtype=np.float32)
         episode = np.full(n, -1, dtype=np.int64)
         if old is not None:
             m = len(old)
             for k in obs:
                 obs[k][:m] = self.obs[k]
-            action[:m], reward[:m], episode[:m] = self.action, self.reward, old
-        self.obs, self.action, self.reward, self.episode = obs, action, reward, episode
+            action[:m], reward[:m], terminated[:m], episode[:m] = self.action, self.reward, self.terminated, old
+        self.obs, self.action, self.reward, self.terminated, self.episode = obs, action, reward, terminated, episode
 
     def __len__(self) -> int:
         return self.size
 
-    def _write(self, obs: dict[str, np.ndarray], action: np.ndarray | None, reward: float) -> None:
+    def _write(self, obs: dict[str, np.ndarray], action: np.ndarray | None, reward: float,
+               terminated: bool = False) -> None:
         if self.pos >= len(self.episode):
             self._alloc(min(self.capacity, 2 * len(self.episode)))
         i = self.pos
@@ -72,6 +81,7 @@ class ReplayBuffer:
             self.obs[k][i] = obs[k]
         self.action[i] = 0.0 if action is None else action
         self.reward[i] = reward
+        self.terminated[i] = float(terminated)
         self.episode[i] = self.episodes - 1
         self.pos = (self.pos + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
@@ -80,21 +90,24 @@ class ReplayBuffer:
         self.episodes += 1
         self._write(obs, None, 0.0)
 
-    def add(self, obs: dict[str, np.ndarray], action: np.ndarray, reward: float) -> None:
-        """The observation reached by `action`, and the reward received for it."""
+    def add(self, obs: dict[str, np.ndarray], action: np.ndarray, reward: float, terminated: bool = False) -> None:
+        """The observation reached by `action`, the reward received for it, and whether it is terminal."""
         if self.episodes == 0:
             raise RuntimeError("ReplayBuffer.add before start_episode")
-        self._write(obs, action, reward)
+        self._write(obs, action, reward, terminated)
 
-    def add_episode(self, obs: dict[str, np.ndarray], action: np.ndarray, reward: np.ndarray) -> None:
-        """A whole episode: obs arrays (T+1, ...), action (T, A), reward (T,)."""
+    def add_episode(self, obs: dict[str, np.ndarray], action: np.ndarray, reward: np.ndarray,
+                    terminated: bool = False) -> None:
+        """A whole episode: obs arrays (T+1, ...), action (T, A), reward (T,); `terminated`: it ended in a
+        terminal state (its last step), rather than by truncation."""
         steps = len(action)
         if len(reward) != steps or any(len(v) != steps + 1 for v in obs.values()):
             raise ValueError(f"episode lengths disagree: action {len(action)}, reward {len(reward)}, "
                              f"obs {[len(v) for v in obs.values()]} (expected T, T, T+1)")
         self.start_episode({k: v[0] for k, v in obs.items()})
         for t in range(steps):
-            self.add({k: v[t + 1] for k, v in obs.items()}, action[t], float(reward[t]))
+            self.add({k: v[t + 1] for k, v in obs.items()}, action[t], float(reward[t]),
+                     terminated and t == steps - 1)
 
     def _valid(self, start: np.ndarray) -> np.ndarray:
         end = (start + self.horizon) % self.capacity
@@ -120,7 +133,8 @@ class ReplayBuffer:
         obs = {k: torch.from_numpy(v[steps]).to(device) for k, v in self.obs.items()}
         action = torch.from_numpy(self.action[steps[1:]]).to(device)
         reward = torch.from_numpy(self.reward[steps[1:]]).to(device)
-        return Batch(obs=obs, action=action, reward=reward)
+        terminated = torch.from_numpy(self.terminated[steps[1:]]).to(device)
+        return Batch(obs=obs, action=action, reward=reward, terminated=terminated)
 
     # --- persistence (resume) ---
     def state(self) -> dict:
@@ -128,7 +142,8 @@ class ReplayBuffer:
         return {"capacity": self.capacity, "horizon": self.horizon, "pos": self.pos, "size": self.size,
                 "episodes": self.episodes, "rng": self.rng.bit_generator.state,
                 "obs": {k: v[:n].copy() for k, v in self.obs.items()}, "action": self.action[:n].copy(),
-                "reward": self.reward[:n].copy(), "episode": self.episode[:n].copy()}
+                "reward": self.reward[:n].copy(), "terminated": self.terminated[:n].copy(),
+                "episode": self.episode[:n].copy()}
 
     def load_state(self, state: dict) -> None:
         if state["capacity"] != self.capacity or state["horizon"] != self.horizon:
@@ -140,6 +155,7 @@ class ReplayBuffer:
             self.obs[k][:n] = state["obs"][k]
         self.action = np.array(state["action"], dtype=np.float32).reshape(n, self.action_dim)
         self.reward = np.array(state["reward"], dtype=np.float32)
+        self.terminated = np.array(state.get("terminated", np.zeros(n)), dtype=np.float32)  # older files: none
         self.episode = np.array(state["episode"], dtype=np.int64)
         self.pos, self.size, self.episodes = state["pos"], state["size"], state["episodes"]
         self.rng.bit_generator.state = state["rng"]
@@ -149,7 +165,8 @@ class ReplayBuffer:
         path = Path(path)
         state = self.state()
         arrays = {f"obs.{k}": v for k, v in state.pop("obs").items()}
-        arrays.update(action=state.pop("action"), reward=state.pop("reward"), episode=state.pop("episode"))
+        arrays.update(action=state.pop("action"), reward=state.pop("reward"), terminated=state.pop("terminated"),
+                      episode=state.pop("episode"))
         arrays["meta"] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         try:
@@ -169,6 +186,8 @@ class ReplayBuffer:
                 state = json.loads(bytes(data["meta"]).decode())
                 state["obs"] = {k: data[f"obs.{k}"] for k in self.obs_spec}
                 state.update(action=data["action"], reward=data["reward"], episode=data["episode"])
+                if "terminated" in data:
+                    state["terminated"] = data["terminated"]
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: replay buffer file not found") from None
         except (KeyError, ValueError, OSError) as err:

@@ -1,0 +1,66 @@
+"""What a collector hands a learner, as plain numpy data that crosses a process or network boundary as bytes.
+
+A `Transitions` block holds replay-buffer entries in the order they happened, tagged with a global episode
+index: an episode's first entry is its reset observation (action and reward zero), every later entry the
+observation an action reached, the reward for it, and whether it ended the episode (terminated: a terminal
+state; last: terminated or truncated). Entries of several environments interleave; the episode index keeps
+them apart.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Transitions:
+    episode: np.ndarray                   # (M,) int64 global episode index
+    first: np.ndarray                     # (M,) bool: the episode's reset observation
+    obs: dict[str, np.ndarray]            # modality -> (M, ...)
+    action: np.ndarray                    # (M, A) float32
+    reward: np.ndarray                    # (M,) float32
+    terminated: np.ndarray                # (M,) bool
+    last: np.ndarray                      # (M,) bool: the episode's final entry
+
+    def __len__(self) -> int:
+        return len(self.episode)
+
+    @staticmethod
+    def from_records(records: list[dict], obs_keys: list[str], action_dim: int) -> "Transitions":
+        """Records {episode, first, obs, action, reward, terminated, last} -> one block."""
+        def column(name: str, dtype) -> np.ndarray:
+            return np.array([r[name] for r in records], dtype=dtype)
+        obs = {k: np.stack([r["obs"][k] for r in records]) for k in obs_keys} if records else {}
+        action = (np.stack([r["action"] for r in records]).astype(np.float32) if records
+                  else np.zeros((0, action_dim), np.float32))
+        return Transitions(episode=column("episode", np.int64), first=column("first", bool), obs=obs,
+                           action=action, reward=column("reward", np.float32),
+                           terminated=column("terminated", bool), last=column("last", bool))
+
+    def to_bytes(self) -> bytes:
+        arrays = {"episode": self.episode, "first": self.first, "action": self.action, "reward": self.reward,
+                  "terminated": self.terminated, "last": self.last,
+                  **{f"obs.{k}": v for k, v in self.obs.items()}}
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        return buf.getvalue()
+
+    @staticmethod
+    def from_bytes(data: bytes) -> "Transitions":
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            obs = {k[4:]: z[k] for k in z.files if k.startswith("obs.")}
+            return Transitions(episode=z["episode"], first=z["first"], obs=obs, action=z["action"],
+                               reward=z["reward"], terminated=z["terminated"], last=z["last"])
+
+
+@dataclass
+class EpisodeSummary:
+    """One finished episode, for logs."""
+    episode: int
+    env: int
+    steps: int
+    ret: float
+    success: bool
+    terminated: bool
