@@ -1,5 +1,6 @@
 """The demonstrations format (docs/formats.md, "Demonstrations"): a folder with `meta.json` and one
-`episode_NNNNN.npz` per episode. Written atomically as a whole (a temp folder beside the target, then rename),
+`episode_NNNNN.npz` per episode, or a LeRobotDataset v3 folder (robot_rl/lerobot_dataset.py; `load_demos` reads
+either). Written atomically as a whole (a temp folder beside the target, then rename),
 read back with every array checked, and matched against the environment a run trains on, so a wrong task,
 observation layout or action size is refused before any learning starts.
 """
@@ -96,7 +97,7 @@ def save_demos(path: str | Path, meta: DemoMeta, episodes: list[DemoEpisode], ov
     return path
 
 
-def _meta_from_json(raw: object, where: Path) -> DemoMeta:
+def meta_from_json(raw: object, where: Path) -> DemoMeta:
     if not isinstance(raw, dict):
         raise DemoError(f"{where}: expected a JSON object")
     if raw.get("format") != FORMAT:
@@ -150,14 +151,27 @@ def check_episode(ep: DemoEpisode, meta: DemoMeta, where: str) -> None:
                         f"{float(np.abs(ep.action).max()):.3f}); expected normalised actions")
 
 
-def load_demos(path: str | Path, max_episodes: int = 0) -> tuple[DemoMeta, list[DemoEpisode]]:
-    """Read and check a demonstrations folder (the first `max_episodes` episodes; 0: all)."""
+def load_demos(path: str | Path, max_episodes: int = 0, task: str | None = None
+               ) -> tuple[DemoMeta, list[DemoEpisode]]:
+    """Read and check a demonstrations folder (the first `max_episodes` episodes; 0: all): our own format or a
+    LeRobotDataset. A LeRobotDataset recorded by LeRobot on a real arm (no robot_rl metadata) is converted for
+    `task` (robot_rl/recording_to_demos.py), which must then be given."""
     path = Path(path)
+    from robot_rl.lerobot_dataset import is_lerobot_dataset
+
+    if is_lerobot_dataset(path):
+        from robot_rl.lerobot_dataset import has_robot_rl_meta, load_lerobot
+
+        if task is not None and not has_robot_rl_meta(path):
+            from robot_rl.recording_to_demos import convert_lerobot
+
+            return convert_lerobot(path, task, max_episodes=max_episodes)
+        return load_lerobot(path, max_episodes)
     meta_path = path / "meta.json"
     if not path.is_dir():
         raise DemoError(f"{path}: demonstrations folder not found")
     try:
-        meta = _meta_from_json(json.loads(meta_path.read_text()), meta_path)
+        meta = meta_from_json(json.loads(meta_path.read_text()), meta_path)
     except FileNotFoundError:
         raise DemoError(f"{meta_path}: missing; not a demonstrations folder written by robot-rl demos") from None
     except json.JSONDecodeError as err:

@@ -3,7 +3,11 @@ demonstrations format (docs/formats.md), with camera images when `obs=state+pixe
 
 `robot-rl demos recording=bag_folder task=panda-pick-sparse out=demos/teleop` converts a robot recording
 (rosbag2: /joint_states, the joint command topic, camera images) into the same format instead
-(robot_rl/recording_to_demos.py).
+(robot_rl/recording_to_demos.py); `robot-rl demos lerobot=<LeRobotDataset folder> task=panda-reach out=...`
+converts a dataset LeRobot recorded on a real arm.
+
+`format=lerobot` writes a LeRobotDataset v3 folder (robot_rl/lerobot_dataset.py) instead of our own format;
+`robot-rl train demos=<folder>` reads either.
 """
 from __future__ import annotations
 
@@ -35,6 +39,9 @@ class Config:
     overwrite: bool = False
     progress: bool = True
     recording: str = ""                # convert this rosbag2 folder/file instead of running the expert
+    lerobot: str = ""                  # convert this LeRobotDataset (recorded by LeRobot on a real arm) instead
+    format: str = "native"             # native (meta.json + episode_*.npz) | lerobot (LeRobotDataset v3)
+    robot_type: str = ""               # LeRobot's info.json robot_type (format=lerobot); "" : the task's robot
     rec: RecordingConfig = field(default_factory=RecordingConfig)
 
 
@@ -98,15 +105,30 @@ def run(config: Config) -> int:
     from robot_rl.demo_dataset import save_demos
 
     out = config.out or f"demos/{config.task}"
+    if config.format not in ("native", "lerobot"):
+        print(f"robot-rl demos: format={config.format!r}: expected 'native' or 'lerobot'")
+        return 2
     try:
-        if config.recording:
+        if config.recording and config.lerobot:
+            raise ValueError("recording= and lerobot= are two sources; give one")
+        if config.lerobot:
+            from robot_rl.recording_to_demos import convert_lerobot
+
+            meta, episodes = convert_lerobot(config.lerobot, config.task, config.obs, config.render_size, config.rec)
+        elif config.recording:
             from robot_rl.recording_to_demos import convert_recording
 
             meta, episodes = convert_recording(config.recording, config.task, config.obs, config.render_size,
                                                config.rec)
         else:
             meta, episodes = collect(config)
-        save_demos(out, meta, episodes, overwrite=config.overwrite)
+        if config.format == "lerobot":
+            from robot_rl.lerobot_dataset import save_lerobot
+
+            save_lerobot(out, meta, episodes, overwrite=config.overwrite,
+                         robot_type=config.robot_type or _robot_of(meta.task))
+        else:
+            save_demos(out, meta, episodes, overwrite=config.overwrite)
     except (ValueError, RuntimeError) as err:  # DemoError, RecordingError are ValueErrors
         print(f"robot-rl demos: {err}")
         return 2
@@ -115,3 +137,7 @@ def run(config: Config) -> int:
     print(f"{out}: {len(episodes)} episodes, {steps} steps, obs {meta.obs_keys}, "
           f"success at the end {100 * success:.0f}% ({meta.source})")
     return 0
+
+
+def _robot_of(task: str) -> str:
+    return task.split("-", 1)[0]      # sim/ task ids start with the robot: panda-reach -> panda

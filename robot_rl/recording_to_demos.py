@@ -1,5 +1,6 @@
 """Robot recordings (rosbag2, MCAP or sqlite3, read with `rosbags`) -> demonstrations (docs/formats.md), so
-teleoperated demos from a real arm feed MoDem exactly as scripted-expert demos do.
+teleoperated demos from a real arm feed MoDem exactly as scripted-expert demos do. Datasets LeRobot recorded on a
+real arm (LeRobotDataset v3) convert through the same trajectory -> episode step (`convert_lerobot`).
 
 Each recording is one episode. Topics:
 - `/joint_states` (sensor_msgs/JointState): arm joints and fingers, by name (header stamp, else receive time);
@@ -147,12 +148,6 @@ def convert_recording(recordings: str, task: str, obs: str = "state", render_siz
 
 
 def _convert_one(path: Path, base, info, obs: str, rec) -> DemoEpisode:
-    import cv2
-
-    from sim import scene
-    from sim.action_mapping import gripper_action
-    from sim.tasks import TaskState
-
     robot = base.robot
     n = robot.n_arm
     data = read_topics(path, rec.command_topic, rec.image_topic if "pixels" in obs else "", rec.object_topic)
@@ -214,22 +209,8 @@ def _convert_one(path: Path, base, info, obs: str, rec) -> DemoEpisode:
     if idx[0] < 0:
         raise RecordingError(f"{path}: no command on {topic!r} within the first control period")
     targets = cmd[idx, :n]
-    previous = np.vstack([q[:1], targets[:-1]])
-    raw = (targets - previous) / robot.max_joint_step
-    clipped = int(np.sum(np.abs(raw) > 1.0 + 1e-9))
-    if clipped:
-        print(f"{path}: {clipped} joint target step(s) exceed max_joint_step={robot.max_joint_step} rad per "
-              f"control step; clipped (the simulated arm cannot follow them in one step)")
-    gap = cmd[idx, n] if cmd.shape[1] == n + 1 else w[1:]
-    grip = np.array([gripper_action(g, robot.gripper_max_width) for g in gap])
-    action = np.concatenate([np.clip(raw, -1.0, 1.0), grip[:, None]], 1).astype(np.float32)
+    gap = cmd[idx, n] if cmd.shape[1] == n + 1 else None
 
-    # task state per tick (object from the pose topic, goal from the config)
-    ee = np.stack([base.physics.forward_kinematics(qi)[:3] for qi in q])
-    needs = {name for name, _ in info.obs_layout}
-    goal = np.asarray(rec.goal, float) if len(rec.goal) else None
-    if goal is not None and goal.shape != (3,):
-        raise RecordingError(f"rec.goal={list(rec.goal)}: expected 3 numbers (m, robot base frame)")
     obj = None
     if data.get("object"):
         poses = sorted(data["object"], key=lambda m: m[0])
@@ -237,39 +218,11 @@ def _convert_one(path: Path, base, info, obs: str, rec) -> DemoEpisode:
         o = np.stack([m[1] for m in poses])
         obj = np.stack([np.interp(ticks, o_t, o[:, j]) for j in range(7)], 1)
         obj[:, 3:] /= np.linalg.norm(obj[:, 3:], axis=1, keepdims=True)
-    missing = sorted(({"goal_pos"} & needs if goal is None else set()) |
-                     ({"object_pos"} & needs if obj is None else set()))
-    state = None
-    if not missing:
-        obj_pos = obj[:, :3] if obj is not None else np.zeros((len(ticks), 3))
-        obj_quat = obj[:, 3:] if obj is not None else np.tile([1.0, 0, 0, 0], (len(ticks), 1))
-        g = np.tile(goal, (len(ticks), 1))
-        values = {"arm_qpos": q, "arm_qvel": qd, "gripper_width": w[:, None], "ee_pos": ee, "goal_pos": g,
-                  "ee_to_goal": g - ee, "object_pos": obj_pos, "object_quat": obj_quat,
-                  "ee_to_object": obj_pos - ee, "object_to_goal": g - obj_pos}
-        state = np.concatenate([values[name] for name, _ in info.obs_layout], 1).astype(np.float32)
-        success, reward = [], []
-        for k in range(1, len(ticks)):
-            # Finger contact is not recorded: a closed grip (cube width) at the cube stands in for it.
-            touch = bool(abs(w[k] - 2 * scene.OBJECT_HALF_SIZE) < 0.006 and np.linalg.norm(ee[k] - obj_pos[k]) < 0.02)
-            s = TaskState(ee_pos=ee[k], gripper_width=float(w[k]), object_pos=obj_pos[k], object_quat=obj_quat[k],
-                          goal=goal, fingers_touch_object=touch)
-            success.append(base.task.success(s))
-            reward.append(base.task.sparse_reward(s) if base.reward_type == "sparse" else base.task.dense_reward(s))
-    elif "state" in obs:
-        raise RecordingError(f"{path}: the {base.task_name} state vector needs {missing} (set rec.goal=[x,y,z] "
-                             f"and/or rec.object_topic=<PoseStamped topic>), or convert with obs=pixels")
-    else:  # pixels only: success as the operator declares it (the last `success_steps` steps)
-        if base.reward_type != "sparse":
-            raise RecordingError(f"{path}: without the object pose and goal only sparse tasks get rewards; use "
-                                 f"the task's -sparse variant")
-        success = [k >= steps - rec.success_steps for k in range(steps)]
-        reward = [float(s) for s in success]
 
-    pixels = None
+    images = None
     if "pixels" in obs:
-        images = sorted(data["image"], key=lambda m: m[0])
-        im_t = np.array([m[0] for m in images], np.int64)
+        frames = sorted(data["image"], key=lambda m: m[0])
+        im_t = np.array([m[0] for m in frames], np.int64)
         nearest = np.clip(np.searchsorted(im_t, ticks), 1, len(im_t) - 1) if len(im_t) > 1 else np.zeros(
             len(ticks), int)
         if len(im_t) > 1:
@@ -280,13 +233,176 @@ def _convert_one(path: Path, base, info, obs: str, rec) -> DemoEpisode:
             k = int(gap_ns.argmax())
             raise RecordingError(f"{path}: no camera image within {dt * 1e-6:.0f} ms of control step {k} "
                                  f"(nearest {gap_ns[k] * 1e-6:.0f} ms away)")
+        images = [frames[i][1] for i in nearest]
+    goal = np.asarray(rec.goal, float) if len(rec.goal) else None
+    return episode_from_trajectory(str(path), base, info, obs, q, qd, w, targets, gap, goal, obj, images,
+                                   rec.success_steps)
+
+
+def episode_from_trajectory(where: str, base, info, obs: str, q: np.ndarray, qd: np.ndarray, w: np.ndarray,
+                            targets: np.ndarray, gap: np.ndarray | None, goal: np.ndarray | None,
+                            obj: np.ndarray | None, images: list | None, success_steps: int) -> DemoEpisode:
+    """One demo episode from an arm trajectory sampled at the control rate (N = steps + 1 ticks): measured arm
+    joints q (N, n), velocities qd (N, n), finger gap w (N,), the joint targets in effect over each step
+    (steps, n), the commanded finger gap per step (None: the measured one a tick later), the goal (3,) and
+    object pose (N, 7: xyz + wxyz) when known, camera images at the ticks (H, W, 3 uint8, any size)."""
+    import cv2
+
+    from sim import scene
+    from sim.action_mapping import gripper_action
+    from sim.tasks import TaskState
+
+    robot = base.robot
+    steps = len(targets)
+    previous = np.vstack([q[:1], targets[:-1]])
+    raw = (targets - previous) / robot.max_joint_step
+    clipped = int(np.sum(np.abs(raw) > 1.0 + 1e-4))   # float32 targets (LeRobot) round a full step to 1+1e-7
+    if clipped:
+        print(f"{where}: {clipped} joint target step(s) exceed max_joint_step={robot.max_joint_step} rad per "
+              f"control step; clipped (the simulated arm cannot follow them in one step)")
+    gap = w[1:] if gap is None else gap
+    grip = np.array([gripper_action(g, robot.gripper_max_width) for g in gap])
+    action = np.concatenate([np.clip(raw, -1.0, 1.0), grip[:, None]], 1).astype(np.float32)
+
+    # task state per tick (object from the pose topic, goal from the config)
+    ee = np.stack([base.physics.forward_kinematics(qi)[:3] for qi in q])
+    needs = {name for name, _ in info.obs_layout}
+    if goal is not None and goal.shape != (3,):
+        raise RecordingError(f"{where}: goal {list(goal)}: expected 3 numbers (m, robot base frame; rec.goal=)")
+    missing = sorted(({"goal_pos"} & needs if goal is None else set()) |
+                     ({"object_pos"} & needs if obj is None else set()))
+    state = None
+    if not missing:
+        obj_pos = obj[:, :3] if obj is not None else np.zeros((len(q), 3))
+        obj_quat = obj[:, 3:] if obj is not None else np.tile([1.0, 0, 0, 0], (len(q), 1))
+        g = np.tile(goal, (len(q), 1))
+        values = {"arm_qpos": q, "arm_qvel": qd, "gripper_width": w[:, None], "ee_pos": ee, "goal_pos": g,
+                  "ee_to_goal": g - ee, "object_pos": obj_pos, "object_quat": obj_quat,
+                  "ee_to_object": obj_pos - ee, "object_to_goal": g - obj_pos}
+        state = np.concatenate([values[name] for name, _ in info.obs_layout], 1).astype(np.float32)
+        success, reward = [], []
+        for k in range(1, len(q)):
+            # Finger contact is not recorded: a closed grip (cube width) at the cube stands in for it.
+            touch = bool(abs(w[k] - 2 * scene.OBJECT_HALF_SIZE) < 0.006 and np.linalg.norm(ee[k] - obj_pos[k]) < 0.02)
+            s = TaskState(ee_pos=ee[k], gripper_width=float(w[k]), object_pos=obj_pos[k], object_quat=obj_quat[k],
+                          goal=goal, fingers_touch_object=touch)
+            success.append(base.task.success(s))
+            reward.append(base.task.sparse_reward(s) if base.reward_type == "sparse" else base.task.dense_reward(s))
+    elif "state" in obs:
+        raise RecordingError(f"{where}: the {base.task_name} state vector needs {missing} (set rec.goal=[x,y,z] "
+                             f"and/or rec.object_topic=<PoseStamped topic>), or convert with obs=pixels")
+    else:  # pixels only: success as the operator declares it (the last `success_steps` steps)
+        if base.reward_type != "sparse":
+            raise RecordingError(f"{where}: without the object pose and goal only sparse tasks get rewards; use "
+                                 f"the task's -sparse variant")
+        success = [k >= steps - success_steps for k in range(steps)]
+        reward = [float(s) for s in success]
+
+    pixels = None
+    if "pixels" in obs:
         _, h, wdt = info.obs_spec["pixels"][0]
         frames = []
-        for i in nearest:
-            image = images[i][1]
+        for image in images:
             if image.shape[:2] != (h, wdt):
                 image = cv2.resize(image, (wdt, h), interpolation=cv2.INTER_AREA)
             frames.append(image.transpose(2, 0, 1))
         pixels = np.ascontiguousarray(np.stack(frames), dtype=np.uint8)
     return DemoEpisode(action=action, reward=np.asarray(reward, np.float32), success=np.asarray(success, bool),
                        state=state, pixels=pixels)
+
+
+def _named(names: list[str], wanted: list[str], suffix: str) -> list[int] | None:
+    """Positions of `wanted` joints in a LeRobot feature's names (`joint` or `joint<suffix>`), None if any lacks."""
+    index = {n: i for i, n in enumerate(names)}
+    found = [index.get(f"{j}{suffix}", index.get(j if suffix == ".pos" else "")) for j in wanted]
+    return None if any(i is None for i in found) else found
+
+
+GRIPPER_NAMES = ("gripper.pos", "gripper", "gripper_width", "gripper.width")   # finger gap in m
+
+
+def convert_lerobot(path: str | Path, task: str, obs: str = "", render_size: int = 64, rec=None,
+                    max_episodes: int = 0) -> tuple[DemoMeta, list[DemoEpisode]]:
+    """A LeRobotDataset recorded on a real arm -> demos for `task`. observation.state holds the arm's joint
+    positions by name (`panda_joint1.pos` or `panda_joint1`) and the finger gap (m, `gripper.pos`); joint
+    velocities (`<joint>.vel`) are used when present, else differentiated. The action's names say what it is:
+    `<joint>.pos` absolute joint position targets (LeRobot's convention for position-controlled arms),
+    `<joint>.delta` per-step target changes (rad); `gripper.pos` the commanded finger gap. The goal comes from
+    observation.environment_state (`goal.x/y/z`) or rec.goal; camera frames from the first video feature.
+    Frames map 1:1 to control ticks, so the dataset's fps must be the task's control rate.
+    obs "" picks state+pixels, state or pixels from what the dataset holds."""
+    from robot_rl.demos import RecordingConfig
+    from robot_rl.envs import make_env
+    from robot_rl.lerobot_dataset import ACTION, ENV_STATE, INFO, STATE, read_lerobot
+
+    rec = rec or RecordingConfig()
+    where = Path(path) / INFO
+    data = read_lerobot(path, max_episodes)
+    probe, info = make_env(task, "state", render_size=render_size)
+    probe.close()
+    if info.obs_layout is None:
+        raise RecordingError(f"task={task!r}: LeRobot datasets convert for the sim/ arm tasks only")
+    if abs(data.fps - info.control_hz) > 1e-9:
+        raise RecordingError(f"{where}: field 'fps' is {data.fps}; task {task!r} runs at {info.control_hz:g} Hz "
+                             f"(one frame per control step; record or resample at {info.control_hz:g} fps)")
+    if STATE not in data.info["features"]:
+        raise RecordingError(f"{where}: feature {STATE!r} missing; it holds {sorted(data.info['features'])}")
+    env_names = data.env_state_names
+    goal_index = _named(env_names, ["goal.x", "goal.y", "goal.z"], "")
+    has_goal = goal_index is not None or len(rec.goal) == 3
+    needs = {name for name, _ in info.obs_layout}
+    can_state = has_goal or "goal_pos" not in needs
+    can_state = can_state and "object_pos" not in needs       # no object pose convention in LeRobot datasets
+    if not obs:
+        obs = "+".join(k for k, ok in (("state", can_state), ("pixels", data.camera is not None)) if ok)
+        if not obs:
+            raise RecordingError(f"{where}: task {task!r} needs {sorted(needs & {'goal_pos', 'object_pos'})} in "
+                                 f"the state and the dataset has no video feature; pass rec.goal=[x,y,z]")
+    env, info = make_env(task, obs, render_size=render_size)
+    base = env.unwrapped
+    robot = base.robot
+    arm = list(robot.arm_joints)
+    try:
+        q_at = _named(data.state_names, arm, ".pos")
+        if q_at is None or len(data.state_names) < len(arm) + 1:
+            raise RecordingError(f"{where}: field 'features.{STATE}.names' is {data.state_names}; expected the "
+                                 f"{len(arm)} arm joints {arm} (as '<joint>.pos') and the finger gap "
+                                 f"(one of {list(GRIPPER_NAMES)})")
+        grip_at = next((data.state_names.index(g) for g in GRIPPER_NAMES if g in data.state_names), None)
+        if grip_at is None:
+            raise RecordingError(f"{where}: field 'features.{STATE}.names' has no finger gap (one of "
+                                 f"{list(GRIPPER_NAMES)}, m)")
+        qd_at = _named(data.state_names, arm, ".vel") if all(f"{j}.vel" in data.state_names for j in arm) else None
+        names = data.action_names
+        absolute, delta = _named(names, arm, ".pos"), [names.index(f"{j}.delta") if f"{j}.delta" in names else None
+                                                      for j in arm]
+        delta = None if any(i is None for i in delta) else delta
+        if absolute is None and delta is None:
+            raise RecordingError(f"{where}: field 'features.{ACTION}.names' is {names}; expected joint position "
+                                 f"targets '<joint>.pos' or deltas '<joint>.delta' for {arm}")
+        gap_at = next((names.index(g) for g in GRIPPER_NAMES if g in names), None)
+        episodes = []
+        for e, ep in enumerate(data.episodes):
+            label = f"{path} (episode {e})"
+            if len(ep.action) < 2:
+                raise RecordingError(f"{label}: {len(ep.action)} frame(s); expected at least 2")
+            q = ep.state[:, q_at].astype(np.float64)
+            w = ep.state[:, grip_at].astype(np.float64)
+            qd = ep.state[:, qd_at].astype(np.float64) if qd_at else np.gradient(q, 1.0 / data.fps, axis=0)
+            act = ep.action[:-1].astype(np.float64)   # the last frame's action leads past the recording
+            targets = act[:, absolute] if absolute is not None else q[:1] + np.cumsum(act[:, delta], axis=0)
+            gap = act[:, gap_at] if gap_at is not None else None
+            goal = (ep.env_state[0, goal_index].astype(np.float64) if goal_index is not None
+                    else np.asarray(rec.goal, float) if len(rec.goal) else None)
+            images = list(ep.images) if "pixels" in obs else None
+            episodes.append(episode_from_trajectory(label, base, info, obs, q, qd, w, targets, gap, goal, None,
+                                                    images, rec.success_steps))
+    finally:
+        env.close()
+    keys = [k for k in ("state", "pixels") if getattr(episodes[0], k) is not None]
+    meta = DemoMeta(task=task, obs_keys=keys, state_dim=sum(s for _, s in info.obs_layout) if "state" in keys
+                    else None, pixel_shape=list(info.obs_spec["pixels"][0]) if "pixels" in keys else None,
+                    action_dim=info.action_dim, control_hz=float(info.control_hz), joint_names=info.joint_names,
+                    source=f"lerobot:{path}", obs_layout=[list(x) for x in info.obs_layout] if "state" in keys
+                    else None)
+    return meta, episodes
