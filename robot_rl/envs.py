@@ -175,20 +175,17 @@ class FlatGoalEnv(gym.Wrapper):
     def _flat(self, obs: dict) -> np.ndarray:
         return np.concatenate([np.asarray(obs[k], np.float32).ravel() for k in GOAL_KEYS])
 
-    def _success(self, info: dict, where: str) -> dict:
-        if "is_success" not in info:
-            raise ValueError(f"task={self.task!r}: a goal-conditioned environment (observation/achieved_goal/"
-                             f"desired_goal) must report info['is_success'] from {where}; its info has "
-                             f"{sorted(info)}")
-        return {**info, "success": bool(info["is_success"])}
-
     def reset(self, **kwargs):
-        obs, info = self.env.reset(**kwargs)
-        return self._flat(obs), ({**info, "success": bool(info["is_success"])} if "is_success" in info else info)
+        obs, info = self.env.reset(**kwargs)  # is_success at reset: optional, not every env reports it
+        return self._flat(obs), {**info, "success": bool(info.get("is_success", False))}
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        return self._flat(obs), reward, terminated, truncated, self._success(info, "step()")
+        if "is_success" not in info:
+            raise ValueError(f"task={self.task!r}: a goal-conditioned environment (observation/achieved_goal/"
+                             f"desired_goal) must report info['is_success'] from step(); its info has "
+                             f"{sorted(info)}")
+        return self._flat(obs), reward, terminated, truncated, {**info, "success": bool(info["is_success"])}
 
 
 class NeverTerminates(gym.Wrapper):
