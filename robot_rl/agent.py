@@ -53,24 +53,38 @@ class TDMPC2:
             self._pi_forward = torch.compile(self._pi_forward, options=options)
 
     # ---- acting ----
-    def obs_tensors(self, obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        """One observation (no batch dim) -> batched tensors on the device."""
-        return {k: torch.as_tensor(np.asarray(v), device=self.device).unsqueeze(0) for k, v in obs.items()}
+    def obs_tensors(self, obs: dict[str, np.ndarray], batched: bool = False) -> dict[str, torch.Tensor]:
+        """Observations -> tensors on the device; one observation (no batch dim) gains a batch dim of 1."""
+        def tensor(v: np.ndarray) -> torch.Tensor:
+            t = torch.as_tensor(np.asarray(v), device=self.device)
+            return t if batched else t.unsqueeze(0)
+        return {k: tensor(v) for k, v in obs.items()}
+
+    def initial_plan(self, batch: int) -> torch.Tensor:
+        """A zero warm start for `batch` environments (the planner ignores it where is_first is set)."""
+        return torch.zeros(batch, self.cfg.planner.horizon, self.action_dim, device=self.device)
 
     @torch.inference_mode()
-    def act(self, obs: dict[str, np.ndarray], first: bool, eval_mode: bool = False) -> np.ndarray:
-        """An action in [-1, 1]. `first` marks an episode's first step (resets the planner's warm start).
-        Training (eval_mode=False) explores: the policy samples; the planner adds its std as noise."""
-        x = self.obs_tensors(obs)
+    def act_batch(self, obs: dict[str, torch.Tensor], first: torch.Tensor, prev_mean: torch.Tensor,
+                  eval_mode: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actions (N, A) in [-1, 1] for N environments in one call, and their next warm starts (N, H, A).
+        `first` (N,) marks episode starts; `prev_mean` is each environment's previous plan (unused by the
+        policy-only path). Training (eval_mode=False) explores: the policy samples; the planner adds its
+        std as noise."""
         pcfg = self.cfg.planner
         if not pcfg.plan:
-            action, mean, _ = self.model.pi(self.model.encode(x))
-            return (mean if eval_mode else action)[0].cpu().numpy()
-        noise = sample_noise(pcfg, 1, self.action_dim, self.device)
-        is_first = torch.tensor([first], device=self.device)
-        action, self.prev_mean, std = plan(self.model, x, self.prev_mean, is_first, *noise, pcfg, self.discount)
+            action, mean, _ = self.model.pi(self.model.encode(obs))
+            return (mean if eval_mode else action), prev_mean
+        noise = sample_noise(pcfg, len(first), self.action_dim, self.device)
+        action, next_mean, std = plan(self.model, obs, prev_mean, first, *noise, pcfg, self.discount)
         if not eval_mode:
             action = (action + std * torch.randn_like(action)).clamp(-1.0, 1.0)
+        return action, next_mean
+
+    def act(self, obs: dict[str, np.ndarray], first: bool, eval_mode: bool = False) -> np.ndarray:
+        """One environment's action (A,) in [-1, 1]; the agent keeps its warm start between calls."""
+        action, self.prev_mean = self.act_batch(self.obs_tensors(obs), torch.tensor([first], device=self.device),
+                                                self.prev_mean, eval_mode)
         return action[0].cpu().numpy()
 
     # ---- learning ----

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demos": ("robot_rl.demos", "collect scripted-expert demonstrations, or convert a recording"),
     "export": ("robot_rl.export", "export a checkpoint to a policy bundle (ONNX policy + planner)"),
     "deploy": ("hardware.deploy", "run a bundle on a robot over DDS (no ROS 2 needed)"),
+    "sweep": ("robot_rl.sweep", "a grid of training runs (tasks x methods x seeds) on Ray, results aggregated"),
     "sysid excite": ("calibration.excite", "design excitation trajectories and record them on the robot"),
     "sysid fit": ("calibration.fit", "fit robot parameters to recordings"),
     "calibrate intrinsics": ("calibration.camera_intrinsics", "camera intrinsics from a RealSense or board images"),
@@ -83,12 +84,16 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         pairs = parse_pairs(rest)
         layers, sources = [], []
-        if "config" in pairs:
-            path = pairs.pop("config")
+        file_key = getattr(module, "CONFIG_FILE_KEY", "config")  # sweep: spec=
+        if file_key in pairs:
+            path = pairs.pop(file_key)
             layers.append(load_yaml(path))
             sources.append(path)
         layers.append(pairs)
         sources.append("command line")
+        if hasattr(module, "default_layer"):  # e.g. train's device-dependent preset, under every other layer
+            layers.insert(0, module.default_layer({**(layers[0] if len(layers) > 1 else {}), **pairs}))
+            sources.insert(0, "preset")
         config = build(module.Config, *layers, sources=tuple(sources))
     except ConfigError as err:
         print(f"robot-rl: {err}", file=sys.stderr)

@@ -11,7 +11,7 @@ from robot_rl.agent import TDMPC2
 from robot_rl.agent_config import AgentConfig, PlannerConfig
 from robot_rl.demo_dataset import load_demos
 from robot_rl.envs import EnvInfo
-from robot_rl.modem import Modem, policy_action_error
+from robot_rl.modem import AgencyHandover, Modem, ModemSeeding, policy_action_error
 from robot_rl.modem_config import ModemConfig
 from robot_rl.planner import plan, sample_noise, trajectory_value
 from robot_rl.replay_buffer import ReplayBuffer
@@ -52,14 +52,15 @@ def test_oversampling_schedule_draws_the_scheduled_fractions(demos):
     modem = make_modem(demos, cfg, seed_steps=100)
     d = modem.demos.obs_spec["state"][0][0]
     interaction = ReplayBuffer(1000, {"state": ((d,), "float32")}, 8, TINY.horizon, seed=1)
+    sampler = modem.sampler(interaction, torch.device("cpu"))
     for _ in range(5):  # interaction data tagged by reward -5 (demo rewards are 0 or 1)
         interaction.add_episode({"state": np.zeros((41, d), np.float32)}, np.zeros((40, 8), np.float32),
                                 np.full(40, -5.0, np.float32))
     for step, expected in [(0, 0.75), (100, 0.75), (600, 0.5), (850, 0.375), (1100, 0.25), (50_000, 0.25)]:
-        assert modem.demo_ratio(step) == pytest.approx(expected)
+        assert sampler.demo_ratio(step) == pytest.approx(expected)
         fracs = []
         for _ in range(40):
-            batch = modem.sample(interaction, 64, step)
+            batch = sampler.sample(64, step)
             assert batch.action.shape == (TINY.horizon, 64, 8)
             fracs.append(float((batch.reward[0] != -5.0).float().mean()))
         # 2560 draws: the binomial standard error is <= 0.01
@@ -82,37 +83,71 @@ def test_behaviour_cloning_lowers_action_error_on_held_out_demo_steps(demos):
     assert after < 0.6 * zero, (after, zero)
 
 
-def test_seeding_uses_the_pretrained_policy_with_small_noise(demos):
+def perturb(agent) -> None:
+    """Move the live agent's policy away from the clone (stands in for TD updates after seeding)."""
+    with torch.no_grad():
+        for p in agent.model.pi_head.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+
+
+def test_seeding_uses_the_cloned_policy_with_truncated_normal_noise(demos):
+    assert ModemConfig().seed_noise == 0.05 and ModemConfig().seed_steps == 5000  # MoDem's defaults
     modem = make_modem(demos, ModemConfig(seed_noise=0.1))
     modem.pretrain_policy(steps=50, batch_size=32)
     _, episodes = load_demos(demos)
-    obs = {"state": episodes[0].state[5]}
+    obs = {"state": np.repeat(episodes[0].state[5][None], 2000, axis=0)}
     with torch.no_grad():
-        _, mean, _ = modem.agent.model.pi(modem.agent.model.encode(modem.agent.obs_tensors(obs)))
-    actions = np.stack([modem.seed_action(obs) for _ in range(400)])
-    inside = np.abs(mean[0].numpy()) < 0.7  # away from the clip at +-1
-    dev = actions[:, inside] - mean[0].numpy()[inside]
-    assert abs(dev.mean()) < 0.02 and dev.std() == pytest.approx(0.1, abs=0.015)
+        _, mean, _ = modem.agent.model.pi(modem.agent.model.encode(modem.agent.obs_tensors({"state": obs["state"][0]})))
+    mean = mean[0].numpy()
+    perturb(modem.agent)  # seeding acts with the frozen clone, not the live policy
+    seeding = modem.strategy(interaction=None).current(0)
+    assert isinstance(seeding, ModemSeeding)
+    actions = seeding.act(obs, np.ones(2000, bool), np.arange(2000), 0)
+    inside = np.abs(mean) < 0.7  # away from the clip at +-1
+    dev = actions[:, inside] - mean[inside]
+    assert abs(dev.mean()) < 0.01
+    assert np.abs(dev).max() <= 0.2 + 1e-6            # cut at 2 std
+    assert dev.std() == pytest.approx(0.1 * 0.8796, abs=0.006)  # the std of a normal truncated at +-2 std
 
 
-def test_agency_handover_share_follows_the_schedule(demos):
+class ConstantActing:
+    """Stands in for the planner: a recognisable action."""
+
+    def act(self, obs, first, envs, step):
+        return np.full((len(envs), 8), 0.9, np.float32)
+
+    def state(self):
+        return {}
+
+    def load_state(self, state):
+        pass
+
+
+def test_agency_handover_is_decided_per_step_with_the_frozen_clone(demos):
     modem = make_modem(demos, ModemConfig(handover_steps=1000), seed_steps=200)
-    for step, share in [(0, 0.0), (200, 0.0), (450, 0.25), (700, 0.5), (1200, 1.0), (5000, 1.0)]:
-        assert modem.planner_share(step) == pytest.approx(share)
-    obs = {"state": load_demos(demos)[1][0].state[0]}
+    modem.pretrain_policy(steps=20, batch_size=32)
+    schedule = modem.strategy(ConstantActing())
+    handover = schedule.current(200)
+    assert isinstance(handover, AgencyHandover) and isinstance(schedule.current(199), ModemSeeding)
+    for step, share in [(200, 0.0), (450, 0.25), (700, 0.5), (1200, 1.0), (5000, 1.0)]:
+        assert handover.share(step) == pytest.approx(share)
+    obs = {"state": np.repeat(load_demos(demos)[1][0].state[:1], 400, axis=0)}
+    cloned = modem.cloned_policy()(obs)
+    perturb(modem.agent)
     for step, share in [(200, 0.0), (450, 0.25), (950, 0.75), (1200, 1.0)]:
-        planner_episodes = 0
-        for _ in range(200):
-            modem.act(obs, True, step)
-            planner_episodes += not modem.policy_episode
-        assert planner_episodes / 200 == pytest.approx(share, abs=0.1), (step, planner_episodes)
-    # within an episode the choice holds (no per-step switching of the controller)
-    modem.act(obs, True, 700)
-    chosen = modem.policy_episode
-    for _ in range(20):
-        modem.act(obs, False, 700)
-        assert modem.policy_episode == chosen
-    assert make_modem(demos, ModemConfig(handover_steps=0)).planner_share(0) == 1.0  # off: planner from the start
+        actions = schedule.act(obs, np.zeros(400, bool), np.arange(400), step)
+        by_planner = handover.last_by_planner
+        assert by_planner.mean() == pytest.approx(share, abs=0.07), step
+        np.testing.assert_array_equal(actions[by_planner], np.float32(0.9))
+        np.testing.assert_allclose(actions[~by_planner], cloned[~by_planner], atol=1e-6)  # the frozen clone
+    # per step, not per episode: the same environments switch between consecutive steps
+    one = {"state": obs["state"][:1]}
+    chosen = [bool(handover.act(one, np.zeros(1, bool), np.arange(1), 700)[0, 0] == np.float32(0.9))
+              for _ in range(60)]
+    assert 10 < sum(chosen) < 50
+    assert modem.strategy(ConstantActing()).current(200) is not handover  # a fresh schedule each call
+    assert not isinstance(make_modem(demos, ModemConfig(handover_steps=0)).strategy(ConstantActing()).current(200),
+                          AgencyHandover)  # off: the planner acts from the start
 
 
 def test_exploration_centering_keeps_planned_actions_near_the_policy():
@@ -239,9 +274,10 @@ def test_bc_term_keeps_the_cloned_policy_through_tdmpc2_updates(demos):
         modem.pretrain_policy(steps=200, batch_size=64)
         cloned = policy_action_error(modem.agent, episodes, ["state"])
         torch.manual_seed(1)
+        sampler = modem.sampler(modem.demos, torch.device("cpu"))
         for _ in range(60):
             batch = modem.demos.sample(64)
-            modem.last_demo_count = 64
+            sampler.last_demo_count = 64
             modem.agent.update(batch)
         errors[coef] = policy_action_error(modem.agent, episodes, ["state"])
     assert errors[10.0] < 0.5 * errors[0.0], (cloned, errors)
