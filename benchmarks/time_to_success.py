@@ -27,9 +27,9 @@ until its eval.csv row appeared, or the row's `wall_s` when train writes one. `t
     # report only, from earlier runs' CSVs
     python benchmarks/time_to_success.py from_csv=runs/tts/time_to_success.csv out=runs/tts
 
-Budget of the full grid on this 2-core CPU (preset=cpu trains at 10-20 steps/s per run, README's training
-throughput): 54 panda runs x 30k steps + 15 mw/dmc runs x 100k steps = 3.1M steps, ~45-90 core-hours, so
-~1-2 days with one run per core; preset=paper (TD-MPC2's 5M model, 512x6 planner, the setting of the published
+Budget of the full grid on this 2-core CPU, at 10-20 steps/s per run (README's training throughput for the small
+CPU model; tiny=true ran at 5-9 steps/s here with 7 engineers sharing the cores): 54 interacting panda runs x 30k
+steps + 15 mw/dmc runs x 100k steps = 3.1M steps, ~45-90 core-hours, so ~1-2 days with one run per core; preset=paper (TD-MPC2's 5M model, 512x6 planner, the setting of the published
 numbers) wants a GPU. `actions=ee,joint` needs train's `action=` key (sim/action_mapping.py); without it only
 `actions=default` (each task's default action space) runs.
 """
