@@ -144,7 +144,8 @@ class ToolPointActions:
             if i:
                 pos, rot = self.chain.forward(q)
             error = np.concatenate([point - pos, rotation_vector(target_rot @ rot.T)])
-            q = np.clip(q + gain @ error + null @ (self.posture_gain * (self.rest - q)), self.lower, self.upper)
+            posture = null @ (self.posture_gain * (self.rest - q)) if i == 0 else 0.0
+            q = np.clip(q + gain @ error + posture, self.lower, self.upper)
         return q, float(0.5 * (action[-1] + 1.0) * self.gripper_max_width)
 
 

@@ -112,7 +112,7 @@ class ToolPointConfig:
     workspace_high: tuple[float, float, float] = (0.72, 0.32, 0.50)
     iterations: int = 4                      # damped least-squares iterations per control step
     damping: float = 0.02                    # DLS lambda
-    posture_gain: float = 0.1                # null-space pull towards the rest posture per iteration
+    posture_gain: float = 0.1                # null-space pull towards the rest posture (first iteration)
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ class ToolPointActions:
                         "orientation = rot_z(yaw) @ tool_rotation (ee: yaw 0; ee_yaw: previous yaw + action[3] * "
                         "max_yaw_step, clipped to +-yaw_limit); targets = `iterations` damped least-squares steps "
                         "from previous_targets (finite-difference Jacobian, step 1e-4 rad), each clipped to the "
-                        "joint limits, with null-space pull posture_gain * (rest_posture - q); finger gap = "
+                        "joint limits, the first with null-space pull posture_gain * (rest_posture - q); finger gap = "
                         "(action[-1] + 1) / 2 * gripper_max_width (sim/action_mapping.py, sim/ik.py)"}
 
 

@@ -106,8 +106,9 @@ def track_pose(fk: ForwardKinematics, q0: np.ndarray, target_pos: np.ndarray, ta
 
     A fixed number of damped least-squares iterations from q0 on the Jacobian at q0 (one control step moves the
     tool a few cm, over which the Jacobian barely changes; forward kinematics is re-evaluated every iteration, so
-    the error still converges), each clipped to the joint limits, with a pull towards `rest` in the Jacobian's
-    null space so the redundant joint does not drift. No early stop: the robot computer's restatement,
+    the error still converges), each clipped to the joint limits. The first iteration also pulls towards `rest`
+    in the Jacobian's null space so the redundant joint does not drift; the damped projector leaks a little into
+    the tool's motion, which the later iterations take out again (a zero action then holds the tool still). No early stop: the robot computer's restatement,
     hardware/policy_io.py, then gives the same result for the same inputs.
     """
     q = np.asarray(q0, float).copy()
@@ -119,7 +120,8 @@ def track_pose(fk: ForwardKinematics, q0: np.ndarray, target_pos: np.ndarray, ta
             pose = fk(q)
             rot = quat_to_mat(pose[3:])
         error = np.concatenate([target_pos - pose[:3], rotation_vector(target_rot @ rot.T)])
-        q = np.clip(q + gain @ error + null @ (posture_gain * (rest - q)), lower, upper)
+        posture = null @ (posture_gain * (rest - q)) if i == 0 else 0.0   # then the corrections converge
+        q = np.clip(q + gain @ error + posture, lower, upper)
     return q
 
 

@@ -17,9 +17,10 @@ SMALL_PLANNER = PlannerConfig(samples=64, iterations=2, horizon=3, policy_sample
 TINY = dict(model_size="1M", enc_dim=32, mlp_dim=32, latent_dim=16)
 
 
-def make_agent(obs_type: str = "state", task: str = "panda-reach", seed: int = 0, **sizes):
+def make_agent(obs_type: str = "state", task: str = "panda-reach", seed: int = 0, env_kwargs: dict | None = None,
+               **sizes):
     torch.manual_seed(seed)
-    env, info = make_env(task, obs_type)
+    env, info = make_env(task, obs_type, **(env_kwargs or {}))
     env.close()
     cfg = AgentConfig(**(sizes or TINY), planner=SMALL_PLANNER)
     agent = TDMPC2(cfg, info.model_obs_spec, info.action_dim, info.episode_length)
@@ -29,8 +30,10 @@ def make_agent(obs_type: str = "state", task: str = "panda-reach", seed: int = 0
     return agent, info
 
 
-def make_bundle(folder: Path, obs_type: str = "state", **sizes) -> tuple[Path, TDMPC2]:
-    agent, info = make_agent(obs_type, **sizes)
+def make_bundle(folder: Path, obs_type: str = "state", task: str = "panda-reach", env_kwargs: dict | None = None,
+                **sizes) -> tuple[Path, TDMPC2]:
+    """`env_kwargs`: make_env's (e.g. action="ee", action_history=2)."""
+    agent, info = make_agent(obs_type, task, env_kwargs=env_kwargs, **sizes)
     ckpt = folder / "agent.pt"
     save_checkpoint(ckpt, agent, info, {}, step=0, episode=0)
     out = folder / "bundle"

@@ -88,7 +88,9 @@ def test_bad_json_and_wrong_format_or_version(bundle):
 @pytest.mark.parametrize("change, match", [
     (lambda m: m.pop("control_hz"), "missing field 'control_hz'"),
     (lambda m: m.update(control_hz=-5), "'control_hz' must be > 0"),
-    (lambda m: m["action"].update(dim=5), r"action: field 'dim' is 5; expected 8"),
+    (lambda m: m["action"].update(dim=5), r"action: field 'dim' is 5; the 'joint' action space of 7 joints takes 8"),
+    (lambda m: m["action"].update(space="cartesian"), r"action: field 'space' is 'cartesian'"),
+    (lambda m: m["observation"].update(action_history=2), r"'last_actions' has 0 values; action_history=2"),
     (lambda m: m["observation"].update(keys=["depth"]), "field 'keys'"),
     (lambda m: m["safety"].update(velocity=[1.0]), r"safety: field 'velocity' must have 7 entries"),
     (lambda m: m["kinematics"]["joints"].pop(), "kinematics"),

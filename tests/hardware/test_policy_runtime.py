@@ -101,3 +101,33 @@ def test_runtime_runs_without_torch(folder):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_a_tool_point_bundle_with_action_history_drives_as_the_simulator(tmp_path):
+    """panda-push exported with action=ee and action_history=2: bundle.json declares both, and the robot computer
+    (open_bundle's PolicyIO, from bundle.json alone) builds the simulator's observations and joint targets while the
+    bundle's own policy acts."""
+    import gymnasium as gym
+
+    import sim  # noqa: F401
+
+    folder, _ = make_bundle(tmp_path, task="panda-push", env_kwargs={"action": "ee", "action_history": 2})
+    loaded = open_bundle(folder, "policy")
+    b, io = loaded.bundle, loaded.io
+    assert b.raw["action"]["space"] == "ee" and b.action_dim == 4 and b.action_history == 2
+    assert b.state_layout[-1] == ("last_actions", 8)
+    env = gym.make("robot_rl/panda-push-v0", action="ee", action_history=2)
+    u = env.unwrapped
+    obs, _ = env.reset(seed=4)
+    io.reset()
+    previous = u.last_joint_targets.copy()
+    for _ in range(6):
+        p = u.physics
+        state = io.state(p.arm_qpos(), p.arm_qvel(), p.gripper_width(), u.goal, p.object_pose())
+        np.testing.assert_allclose(state, obs, atol=2e-6)
+        action = loaded.runtime.act(state)
+        previous, gap = io.targets(action, previous)
+        obs, *_ = env.step(action)
+        np.testing.assert_allclose(previous, u.last_joint_targets, atol=1e-8)
+        assert gap == pytest.approx(u.last_gripper_target)
+    env.close()
