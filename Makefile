@@ -35,7 +35,7 @@ $(STAMP): setup.py constraints.txt | system-deps
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev,realsense,suites]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,distributed,realsense,suites]"
 	touch $(STAMP)
 
 bench: $(STAMP)

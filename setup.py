@@ -43,6 +43,8 @@ setup(
     install_requires=RUNTIME + SIM + TRAIN + CALIBRATION + ["dm-control>=1.0.20"],
     extras_require={
         "suites": SUITES,
+        # Sweeps and remote collectors on Ray (robot_rl/sweep.py); [client] for `address=ray://host:port`.
+        "distributed": ["ray[client]>=2.40"],
         "realsense": ["pyrealsense2>=2.54"],
         # rclpy, launch and launch_ros come from a ROS 2 installation (apt), not from PyPI.
         "ros": [],
