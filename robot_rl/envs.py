@@ -337,13 +337,23 @@ def _gym_suite(name: str, obs_type: str, seed: int | None, episodic: bool | None
     return Built(env, length, episodic=True if episodic is None else episodic, obs_layout=layout)
 
 
+def _only_render_size(task: str, kwargs: dict) -> None:
+    """dmc: and mw: tasks take no environment options but the camera size (robot parameters are sim/'s)."""
+    unknown = sorted(set(kwargs) - {"render_size"})
+    if unknown:
+        raise ValueError(f"task={task!r}: takes no {unknown} (only render_size); robot parameters and domain "
+                         f"randomisation apply to the sim/ tasks")
+
+
 def _dmc_suite(name: str, obs_type: str, seed: int | None, episodic: bool | None, kwargs: dict) -> Built:
+    _only_render_size(f"dmc:{name}", kwargs)
     domain, _, task = name.partition("-")
     env = DMCEnv(domain, task.replace("-", "_"), obs_type=obs_type, seed=seed, **kwargs)
     return Built(env, env.episode_length)
 
 
 def _metaworld_suite(name: str, obs_type: str, seed: int | None, episodic: bool | None, kwargs: dict) -> Built:
+    _only_render_size(f"mw:{name}", kwargs)
     sparse = name.endswith("-sparse")
     env = MetaWorldEnv(name.removesuffix("-sparse"), obs_type=obs_type, sparse=sparse, seed=seed, **kwargs)
     return Built(env, env.episode_length, control_hz=env.control_hz,

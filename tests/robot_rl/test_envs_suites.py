@@ -56,6 +56,8 @@ def test_metaworld_renders_offscreen():
 def test_unknown_metaworld_task_names_close_matches():
     with pytest.raises(ValueError, match=r"not a Meta-World v3 task; did you mean \['pick-place'"):
         make_env("mw:pick-plac")
+    with pytest.raises(ValueError, match=r"takes no \['params'\]"):
+        make_env("mw:reach", params="arm.yaml")
 
 
 def p_control(obs):
