@@ -31,11 +31,11 @@ system-deps:
 	  fi; \
 	fi
 
-$(STAMP): setup.py constraints.txt | system-deps
+$(STAMP): setup.py setup.cfg constraints.txt | system-deps
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev,distributed,realsense,suites]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[all,distributed,dev,realsense]"
 	touch $(STAMP)
 
 bench: $(STAMP)

@@ -1,8 +1,16 @@
 """robot_rl: world-model agents trained in simulation, exported to ONNX, deployed on ROS 2 arms.
 
-Installs as a Python package (`pip install -e .[dev]`) and as a ROS 2 ament_python package
-(`colcon build`): `data_files` carries package.xml, the ament resource marker, launch files and
-their parameter YAML into `share/robot_rl`.
+Installs as a Python package and as a ROS 2 ament_python package (`colcon build`; setup.cfg puts the
+console scripts in lib/robot_rl; `data_files` carries package.xml, the ament resource marker, launch files and
+their parameter YAML into `share/robot_rl`).
+
+  pip install .                      the robot computer: run a bundle over DDS or rclpy, record bags (no torch)
+  pip install .[sim]                 + the simulated arm (sim_robot_node, `robot-rl deploy robot=sim`)
+  pip install .[train]               + training and export (torch, dm_control suites, logs)
+  pip install .[calibration]         + system identification and camera calibration
+  pip install .[all,dev,realsense]   everything (what `make test` installs)
+
+torch is not on PyPI's default index as a CPU build; `make` installs torch==2.13.0 before the rest.
 """
 from glob import glob
 
@@ -20,11 +28,13 @@ RUNTIME = [
     "mcap>=1.1",
 ]
 SIM = ["mujoco>=3.5", "pybullet>=3.2.6", "gymnasium>=1.0"]
-TRAIN = ["torch>=2.4", "onnx>=1.16", "onnxscript>=0.1", "tqdm>=4.66", "tensorboard>=2.16", "matplotlib>=3.8"]
+# Training needs the simulator, and dm_control for the `dmc:` suites of robot_rl/envs.py.
+TRAIN = SIM + ["torch>=2.4", "onnx>=1.16", "onnxscript>=0.1", "tqdm>=4.66", "tensorboard>=2.16", "matplotlib>=3.8",
+               "dm-control>=1.0.20"]
 # Standard task suites for robot_rl/envs.py: Meta-World v3 (`mw:`) and panda-gym's goal-conditioned tasks
 # (`gym:panda_gym:<id>`). metaworld 3.1 pins mujoco==3.3.0, so 3.0 (see constraints.txt).
 SUITES = ["metaworld>=3.0,<3.1", "panda-gym>=3.0.7"]
-CALIBRATION = ["scipy>=1.11", "mujoco[sysid]>=3.5", "opencv-python-headless>=4.8"]
+CALIBRATION = SIM + ["scipy>=1.11", "mujoco[sysid]>=3.5", "opencv-python-headless>=4.8"]
 
 setup(
     name=PACKAGE,
@@ -40,8 +50,13 @@ setup(
         (f"share/{PACKAGE}/config", glob("launch/config/*.yaml")),
     ],
     python_requires=">=3.10",
-    install_requires=RUNTIME + SIM + TRAIN + CALIBRATION + ["dm-control>=1.0.20"],
+    install_requires=RUNTIME,
     extras_require={
+        "robot": [],   # the plain install is the robot computer's; the name lets `pip install .[robot]` say so
+        "sim": SIM,
+        "train": TRAIN,
+        "calibration": CALIBRATION,
+        "all": sorted(set(SIM + TRAIN + CALIBRATION + SUITES)),
         "suites": SUITES,
         # Sweeps and remote collectors on Ray (robot_rl/sweep.py); [client] for `address=ray://host:port`.
         "distributed": ["ray[client]>=2.40"],
