@@ -47,6 +47,8 @@ class Config:
     local_only: bool = True                # keep DDS traffic on loopback (false: the robot's network)
     config_dir: str = ""                   # parameter YAML folder; empty: launch/config (or the installed one)
     startup_timeout_s: float = 60.0
+    view: str = ""                         # rerun: show the run in Rerun (hardware/rerun_view.py)
+    view_rrd: str = ""                     # view=rerun: the .rrd file; empty: deploy_view.rrd unless a viewer runs
 
 
 def config_dir(config: Config) -> Path:
@@ -68,6 +70,9 @@ def check(config: Config) -> None:
         raise DeployError(f"duration_s={config.duration_s}, episode_s={config.episode_s}: expected >= 0")
     if config.episode_s > 0 and config.robot != "sim":
         raise DeployError("episode_s > 0 needs robot=sim (a real cell resets its own goals)")
+    from hardware.rerun_view import check_view
+
+    check_view(config.view)
 
 
 def node_commands(config: Config, configs: Path) -> list[tuple[str, list[str]]]:
@@ -114,6 +119,12 @@ def deploy(config: Config, log=print) -> dict:
                                 lambda msg: latest.__setitem__("policy", json.loads(msg.data)))
     reset = monitor.create_publisher(m.Float64MultiArray, "/sim_robot/reset")
     executor = DdsExecutor([monitor])
+    view = None
+    if config.view:   # rerun is imported only here: hardware/ runs without it
+        from hardware.rerun_view import open_view, subscribe_view
+
+        view = open_view(config.view, "deploy", config.view_rrd)
+        subscribe_view(view, monitor)
 
     stop = {"requested": False}
     previous = {sig: signal.signal(sig, lambda *_: stop.__setitem__("requested", True))
@@ -161,6 +172,8 @@ def deploy(config: Config, log=print) -> dict:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         monitor.destroy()
+        if view is not None:
+            log(f"view: {view.close() or 'streamed to the Rerun viewer'}")
     summary = {"episodes": episodes, "success_rate": (sum(e["success"] for e in episodes) / len(episodes)
                                                       if episodes else None),
                "policy": latest.get("policy"), "task": latest.get("task"), "exit_codes": codes}

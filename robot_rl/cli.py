@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demos": ("robot_rl.demos", "collect scripted-expert demonstrations, or convert a recording"),
     "export": ("robot_rl.export", "export a checkpoint to a policy bundle (ONNX policy + planner)"),
     "deploy": ("hardware.deploy", "run a bundle on a robot over DDS (no ROS 2 needed)"),
+    "view": ("hardware.rerun_view", "play a rosbag2 recording in Rerun (an .rrd file when no viewer runs)"),
     "sweep": ("robot_rl.sweep", "a grid of training runs (tasks x methods x seeds) on Ray, results aggregated"),
     "sysid excite": ("calibration.excite", "design excitation trajectories and record them on the robot"),
     "sysid fit": ("calibration.fit", "fit robot parameters to recordings"),
