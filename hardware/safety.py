@@ -2,7 +2,8 @@
 
 Transport-independent and numpy-only: the node calls, once per control period,
 
-    safe = SafetyFilter(limits, config).filter(command, measured_q, measured_dq, obs_stamp_ns, now_ns)
+    safe = SafetyFilter(limits, config).filter(command, measured_q, measured_dq, obs_stamp_ns, now_ns,
+                                               time.monotonic_ns())
     if safe.positions is not None: publish(safe.positions)
     log/publish safe.status, safe.limited, safe.detail
 
@@ -10,15 +11,18 @@ with `command=None` when the policy raised or produced nothing, `estop(active)` 
 `reset()` on the operator's reset.
 
 Invariant (checked again on every output, with 1e-9 rad numerical tolerance): every command that leaves has the
-right length, is finite, and satisfies, per joint, with dt the control period and q_prev, q_prev2 the previous
-two commands that left
+right length, is finite, and satisfies, per joint, with q_prev, q_prev2 the previous two commands that left, dt
+the real time since q_prev left (capped at the control period) and dt_prev the time between q_prev2 and q_prev
   position      lower + margin <= q <= upper - margin   (the margin narrows to the start position if the arm
                                                          starts inside it, and widens no further than that)
-  velocity      |q - q_prev| <= v_max * dt
-  acceleration  |q - 2 q_prev + q_prev2| <= a_max * dt^2
+  velocity      |q - q_prev| / dt <= v_max
+  acceleration  |(q - q_prev) / dt - (q_prev - q_prev2) / dt_prev| <= a_max * dt
   step          |q - measured_q| <= max_step_from_measured   (measured_q: the latest finite joint state given,
                                                               stale or not)
-whatever the input (NaN, inf, huge values, wrong length, stale or missing observations, clock jumps). The first
+whatever the input (NaN, inf, huge values, wrong length, stale or missing observations, clock jumps, calls
+faster or slower than the period: limits hold per elapsed time, so called 10x faster the arm is not 10x faster;
+a call later than one period gets one period's step, never more). The time between commands comes from
+`monotonic_ns` (a clock that does not step) when given, else from `now_ns`. The first
 three together are always satisfiable because the filter also keeps every joint able to brake to rest (braking
 at a_max) before its position limit and before the edge of the max-step band around the measured position.
 When the step rule still cannot be met (the measured arm jumped away from the commands: blocked, pushed, or a
@@ -37,8 +41,17 @@ command, to the largest fraction that passes (resolution `workspace_resolution` 
 down before the wall and stops at it, and a hold never carries it out. The box is checked at the commands sent
 (not between them). An arm that starts outside may only move so that its braking path gets no further out.
 
-Start ramp: the velocity limit scales linearly from 0 to v_max over `ramp_time_s` after start and after each
-reset (never forcing a deceleration harder than a_max).
+Start ramp: the velocity limit scales linearly from 0 to v_max over `ramp_time_s` of elapsed time after start
+and after each reset (never forcing a deceleration harder than a_max).
+
+Clocks (what the nodes assume between hosts; both are SafetyConfig fields, policy_node's safety.* parameters): a
+joint state stamped more than `future_stamp_tolerance_s` (10 ms) ahead of `now_ns` is a clock problem (hold); one
+older than `observation_timeout_s` (100 ms) is stale (hold). So the hosts' clocks must agree to well within 10 ms
+(chrony/PTP on the robot network). `now_ns` going back or standing still holds that one call; the filter then
+goes on from the new time (no hold until the clock catches up with the old one).
+
+Measured velocities: None or non-finite entries are unknown (position-only hardware), taken as 0 where the filter
+uses them (continuing the measured motion at the start of a command stream); the node estimates them.
 
 E-stop: `estop(True)` latches HOLD_ESTOP; `reset()` clears it only while the e-stop input is released.
 """
@@ -102,10 +115,9 @@ class SafetyFilter:
         self.config = config
         self.counters: Counter[str] = Counter()        # status value -> periods; also "reset", "reset_refused"
         self.limit_counters: Counter[str] = Counter()  # Limit name -> number of periods it acted
-        n, dt = limits.n, config.control_period_s
-        self._dt = dt
-        self._vstep = limits.velocity * dt                 # max |step| per period
-        self._astep = limits.acceleration * dt * dt        # max |change of step| per period
+        n, period = limits.n, config.control_period_s
+        self._period = period
+        self._period_astep = limits.acceleration * period * period   # the hold's deceleration per period
         self._hard_lower = limits.lower + config.position_margin
         self._hard_upper = limits.upper - config.position_margin
         if np.any(self._hard_lower >= self._hard_upper):
@@ -113,16 +125,18 @@ class SafetyFilter:
                              f"the limits {limits.lower.tolist()} .. {limits.upper.tolist()}")
         self._n = n
         self._prev: np.ndarray | None = None       # last command that left
-        self._prev_step = np.zeros(n)              # last command - the one before
+        self._prev_vel = np.zeros(n)               # (last command - the one before) / the time between them
+        self._last_tick_ns: int | None = None      # when the last command left (monotonic_ns, else now_ns)
         self._lower = self._hard_lower.copy()      # effective (margin possibly narrowed at start) limits
         self._upper = self._hard_upper.copy()
         self._measured: np.ndarray | None = None   # last valid measured position
         self._last_now_ns: int | None = None
-        self._ramp_start_ns: int | None = None
+        self._ramp_s: float | None = 0.0           # elapsed time of the start ramp (None: restarts next call)
         self._estop_input = False
         self._estop_latched = False
         self._fault: SafetyStatus | None = None
         self._fault_detail = ""
+        self._set_dt(period)
 
     # --- operator inputs -----------------------------------------------------------------------
     def estop(self, active: bool) -> None:
@@ -154,17 +168,20 @@ class SafetyFilter:
         if self._fault is not None:
             self._fault = None
             self._prev = None          # the command stream was interrupted: re-initialise from measurements
-        self._ramp_start_ns = None     # the ramp restarts at the next call
+        self._ramp_s = None            # the ramp restarts at the next call
         self.counters["reset"] += 1
         return True
 
     # --- the filter ------------------------------------------------------------------------------
-    def filter(self, command, measured_q, measured_dq, obs_stamp_ns: int, now_ns: int) -> SafeCommand:
+    def filter(self, command, measured_q, measured_dq, obs_stamp_ns: int, now_ns: int,
+               monotonic_ns: int | None = None) -> SafeCommand:
         """One control period. `command`: joint targets (rad) from the policy, or None if it failed;
-        `measured_q`/`measured_dq` (None: unknown, taken as 0): the latest joint state and its stamp
-        `obs_stamp_ns`; `now_ns`: the node's clock (int ns, same clock as the stamps)."""
+        `measured_q`/`measured_dq` (None or non-finite entries: unknown, taken as 0): the latest joint state and
+        its stamp `obs_stamp_ns`; `now_ns`: the node's clock (int ns, same clock as the stamps); `monotonic_ns`:
+        a clock that never steps (time.monotonic_ns()), for the time since the last command; without it that
+        time comes from now_ns."""
         try:
-            result = self._filter(command, measured_q, measured_dq, obs_stamp_ns, now_ns)
+            result = self._filter(command, measured_q, measured_dq, obs_stamp_ns, now_ns, monotonic_ns)
         except Exception as err:  # noqa: BLE001 - any failure of the filter itself must stop commands, not the node
             self._fault, self._fault_detail = SafetyStatus.FAULT_INTERNAL, f"safety filter error: {err!r}"
             result = SafeCommand(None, SafetyStatus.FAULT_INTERNAL, detail=self._fault_detail)
@@ -174,8 +191,9 @@ class SafetyFilter:
                 self.limit_counters[flag.name] += 1
         return result
 
-    def _filter(self, command, measured_q, measured_dq, obs_stamp_ns, now_ns) -> SafeCommand:
-        # Time: the ramp follows the latest time seen; a clock that goes back or a future stamp means hold.
+    def _filter(self, command, measured_q, measured_dq, obs_stamp_ns, now_ns, monotonic_ns) -> SafeCommand:
+        # Time: a clock that goes back or stands still means hold for that call, then the filter goes on from the
+        # new time (a step back does not hold until the clock catches up); a future stamp means hold.
         hold: SafetyStatus | None = None
         detail = ""
         now = _as_int(now_ns)
@@ -185,10 +203,11 @@ class SafetyFilter:
         elif self._last_now_ns is not None and now <= self._last_now_ns:
             hold, detail = SafetyStatus.HOLD_CLOCK, f"time went backwards or stood still: {now} <= {self._last_now_ns}"
         if now is not None:
-            self._last_now_ns = now if self._last_now_ns is None else max(self._last_now_ns, now)
+            self._last_now_ns = now
+        tick = _as_int(monotonic_ns) if monotonic_ns is not None else now
 
         q_meas = _as_vector(measured_q, self._n)
-        dq_meas = np.zeros(self._n) if measured_dq is None else _as_vector(measured_dq, self._n)
+        dq_meas = _as_velocity(measured_dq, self._n)
         state_ok = q_meas is not None and dq_meas is not None
         if hold is None and not state_ok:
             hold, detail = SafetyStatus.HOLD_INVALID_STATE, (f"measured joint state must be {self._n} finite "
@@ -212,8 +231,14 @@ class SafetyFilter:
             if hold is not None:
                 return SafeCommand(None, SafetyStatus.NOT_READY, detail=f"not started: {detail}")
             self._start(q_meas, dq_meas)
-        if self._ramp_start_ns is None:
-            self._ramp_start_ns = self._last_now_ns
+            self._set_dt(self._period)
+        else:
+            # Limits per elapsed time: the step bounds of this call come from the real time since the last command
+            # (at most one period: a late call gets no more than one period's step); unknown (clock stepped back
+            # without a monotonic clock) -> one period, as if on time.
+            elapsed = None if tick is None or self._last_tick_ns is None else (tick - self._last_tick_ns) * 1e-9
+            self._set_dt(min(elapsed, self._period) if elapsed is not None and elapsed > 0 else self._period)
+            self._ramp_s = 0.0 if self._ramp_s is None else self._ramp_s + self._dt
 
         # What the policy asked for, unless something says hold (e-stop first: it is the operator's word).
         if self._estop_latched:
@@ -230,7 +255,7 @@ class SafetyFilter:
         if hold is not None:
             target = self._prev.copy()
 
-        ramp = self._ramp(self._last_now_ns)
+        ramp = self._ramp()
         lo, hi, flags_of = self._bounds(ramp)
         if lo is None:
             return self._latch(SafetyStatus.FAULT_INTERNAL, "no command satisfies the joint limits (filter state "
@@ -252,6 +277,7 @@ class SafetyFilter:
         if problem:
             return self._latch(SafetyStatus.FAULT_INTERNAL, f"invariant check failed: {problem}")
         self._commit(q)
+        self._last_tick_ns = tick
         if hold is not None:
             status = hold
         elif Limit.WORKSPACE in limited:
@@ -269,11 +295,20 @@ class SafetyFilter:
         q0 = np.clip(q_meas, self.limits.lower, self.limits.upper)
         self._lower = np.minimum(self._hard_lower, q0)
         self._upper = np.maximum(self._hard_upper, q0)
-        step = np.clip(dq_meas * self._dt, -self._vstep, self._vstep)
+        velocity = np.clip(dq_meas, -self.limits.velocity, self.limits.velocity)
         self._prev = q0
         lo, hi = self._stop_box()
-        self._prev_step = np.clip(step, -self._braking_reach(lo, q0), self._braking_reach(q0, hi))
-        self._ramp_start_ns = None
+        brake = lambda room: np.sqrt(2.0 * self.limits.acceleration * np.maximum(room, 0.0))  # noqa: E731
+        self._prev_vel = np.clip(velocity, -brake(q0 - lo), brake(hi - q0))   # can stop before the box edges
+        self._ramp_s = 0.0
+
+    def _set_dt(self, dt: float) -> None:
+        """The step bounds of a call `dt` seconds after the last command: velocity v_max dt, change of velocity
+        a_max dt (so of step a_max dt^2), and the step the last velocity carries on for."""
+        self._dt = dt
+        self._vstep = self.limits.velocity * dt
+        self._astep = self.limits.acceleration * dt * dt
+        self._prev_step = self._prev_vel * dt
 
     def _stop_box(self) -> tuple[np.ndarray, np.ndarray]:
         """Where every joint must be able to come to rest: inside the position limits and within the max step
@@ -287,12 +322,10 @@ class SafetyFilter:
         room = np.maximum(b - a, 0.0)
         return self._astep * (np.sqrt(1.0 + 2.0 * room / self._astep) - 1.0)
 
-    def _ramp(self, now: int | None) -> float:
+    def _ramp(self) -> float:
         if self.config.ramp_time_s == 0:
             return 1.0
-        if now is None or self._ramp_start_ns is None:
-            return 0.0
-        return float(np.clip((now - self._ramp_start_ns) * 1e-9 / self.config.ramp_time_s, 0.0, 1.0))
+        return float(np.clip((self._ramp_s or 0.0) / self.config.ramp_time_s, 0.0, 1.0))
 
     def _bounds(self, ramp: float):
         """Per-joint interval every rule allows for the next command (None when empty), and a function naming
@@ -353,10 +386,11 @@ class SafetyFilter:
         braking path that would follow each (the commands a hold sends: the step shrinks by a_max dt^2 per
         period until rest). Checking the whole path keeps the box hard: the filter never sends a command from
         which it could not stop inside."""
-        d = qs - self._prev
-        periods = int(np.ceil(np.max(np.abs(d) / self._astep)))
+        d = (qs - self._prev) * (self._period / self._dt)   # the same velocity as steps of one period
+        astep = self._period_astep
+        periods = int(np.ceil(np.max(np.abs(d) / astep)))
         k = np.arange(1, periods + 1)[:, None]
-        steps = np.sign(d)[:, None, :] * np.maximum(np.abs(d)[:, None, :] - k * self._astep, 0.0)
+        steps = np.sign(d)[:, None, :] * np.maximum(np.abs(d)[:, None, :] - k * astep, 0.0)
         path = np.concatenate([qs[:, None, :], qs[:, None, :] + np.cumsum(steps, axis=1)], axis=1)
         return self.limits.workspace.violation(path).max(axis=1)
 
@@ -375,7 +409,7 @@ class SafetyFilter:
 
     def _commit(self, q: np.ndarray) -> None:
         step = q - self._prev
-        self._prev_step, self._prev = step, q
+        self._prev_vel, self._prev = step / self._dt, q
         # A narrowed margin widens back no further than where the joint is (plus the room it needs to brake).
         stop = step * step / (2.0 * self._astep)
         self._lower = np.minimum(self._hard_lower, np.maximum(self._lower, q - np.where(step < 0, stop, 0.0)))
@@ -403,6 +437,20 @@ def _as_vector(value, n: int) -> np.ndarray | None:
     if arr.shape != (n,) or not np.all(np.isfinite(arr)):
         return None
     return arr.copy()
+
+
+def _as_velocity(value, n: int) -> np.ndarray | None:
+    """Measured joint velocities: None or non-finite entries mean unknown (position-only hardware: ros2_control's
+    joint_state_broadcaster fills missing velocity interfaces with NaN), taken as 0; None when not n numbers."""
+    if value is None:
+        return np.zeros(n)
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if arr.shape != (n,):
+        return None
+    return np.where(np.isfinite(arr), arr, 0.0)
 
 
 def _fmt(values: np.ndarray) -> str:

@@ -23,6 +23,9 @@ def train_and_export(folder: Path, steps: int, seed_steps: int | None = None, *e
     bundle = folder / f"bundle_{name}"
     if (bundle / "bundle.json").is_file():
         return bundle
+    kept = Path(os.environ.get("ROBOT_RL_TEST_BUNDLES", "")) / f"bundle_{name}"   # bundles kept across sessions
+    if os.environ.get("ROBOT_RL_TEST_BUNDLES") and (kept / "bundle.json").is_file():
+        return kept
     run = folder / f"run_{name}"
     extra = (*extra, f"seed_steps={seed_steps}") if seed_steps is not None else extra
     robot_rl("train", f"config={PRESET}", "task=panda-reach", f"steps={steps}", "seed=1", f"out={run}",

@@ -230,7 +230,7 @@ def test_workspace_start_outside_allows_only_moving_back_in():
 
 def test_corrupted_internal_state_is_a_latched_internal_fault():
     drv = started()
-    drv.flt._prev_step = np.array([1.0, 0.0, 0.0])                         # faster than v_max: no valid next command
+    drv.flt._prev_vel = np.array([1.0 / DT, 0.0, 0.0])                    # faster than v_max: no valid next command
     out = drv.step(HOME)
     assert out.positions is None and out.status is SafetyStatus.FAULT_INTERNAL
     assert drv.step(HOME).status is SafetyStatus.FAULT_INTERNAL
@@ -246,3 +246,62 @@ def test_exception_inside_filter_is_an_internal_fault_not_a_crash(monkeypatch):
 def test_margin_too_large_for_the_range_is_refused():
     with pytest.raises(ValueError, match="position_margin"):
         SafetyFilter(limits3(), config(position_margin=1.5))
+
+
+# ---------------------------------------------------------------- limits per elapsed time, clocks, unknown velocity
+def test_called_ten_times_faster_than_the_period_the_wall_clock_speed_stays_within_the_limits():
+    drv = started(max_step_from_measured=10.0)
+    far = HOME + np.array([1.5, 1.0, 1.0])
+    times, positions = [drv.t], [drv.q.copy()]
+    for _ in range(300):                                   # 0.6 s of calls every 2 ms at a 20 ms period
+        drv.step(far, dt_ns=PERIOD_NS // 10)
+        times.append(drv.t)
+        positions.append(drv.q.copy())
+    t, q = np.array(times) / NS, np.array(positions)
+    velocity = np.diff(q, axis=0) / np.diff(t)[:, None]
+    assert np.all(np.abs(velocity) <= VEL + 1e-6), np.abs(velocity).max(axis=0)
+    acceleration = np.diff(velocity, axis=0) / np.diff(t)[1:, None]
+    assert np.all(np.abs(acceleration) <= ACC + 1e-3), np.abs(acceleration).max(axis=0)
+    assert np.abs(velocity[-1, 0]) == pytest.approx(VEL[0], rel=1e-6), "and it does reach full speed"
+
+
+def test_a_late_call_gets_one_period_of_motion_not_more():
+    drv = started(max_step_from_measured=10.0)
+    for _ in range(40):
+        drv.step(HOME + 2.0)                               # cruising at v_max
+    drv.step(HOME + 2.0, dt_ns=5 * PERIOD_NS)
+    assert np.all(np.abs(drv.q - drv.prev) <= VEL * DT + TOL)
+
+
+def test_the_monotonic_clock_sets_the_elapsed_time_when_given():
+    flt = SafetyFilter(limits3(), config(max_step_from_measured=10.0))
+    q, mono = HOME.copy(), 10 * NS
+    for i in range(100):
+        wall = 10 * NS + i * PERIOD_NS           # the wall clock says one period per call ...
+        mono += PERIOD_NS // 10                  # ... but only a tenth of it really passed
+        out = flt.filter(HOME + 2.0, q, None, wall, wall, monotonic_ns=mono)
+        if i:
+            assert np.all(np.abs(out.positions - q) <= VEL * DT / 10 + TOL)
+        q = out.positions
+
+
+def test_a_backward_clock_step_holds_once_then_the_filter_goes_on():
+    drv = started(ramp_time_s=0.2)
+    for _ in range(20):
+        drv.step(HOME + 0.3)
+    drv.t -= 3600 * NS                                     # NTP stepped the clock back an hour
+    assert drv.step(HOME + 0.3).status is SafetyStatus.HOLD_CLOCK
+    statuses = [drv.step(HOME + 0.3).status for _ in range(5)]
+    assert SafetyStatus.HOLD_CLOCK not in statuses and statuses[-1] in (SafetyStatus.OK, SafetyStatus.LIMITED)
+    assert drv.flt.filter(HOME, drv.q, None, drv.t, drv.t).status is SafetyStatus.HOLD_CLOCK   # stood still
+    assert drv.step(HOME + 0.3).status is not SafetyStatus.HOLD_CLOCK
+
+
+def test_a_non_finite_velocity_is_unknown_not_an_invalid_state():
+    """joint_state_broadcaster fills missing velocity interfaces with NaN (position-only hardware)."""
+    drv = Driver(SafetyFilter(limits3(), config()), HOME)
+    nan = np.full(3, np.nan)
+    out = drv.step(HOME + 0.001, dq=nan)
+    assert out.status is SafetyStatus.OK and out.positions is not None
+    assert drv.step(HOME + 0.002, dq=np.array([np.nan, 0.1, np.inf])).status is SafetyStatus.OK
+    assert drv.step(HOME, dq=np.zeros(2)).status is SafetyStatus.HOLD_INVALID_STATE       # wrong length still is

@@ -60,40 +60,49 @@ start = st.lists(st.floats(0.0, 1.0), min_size=3, max_size=3).map(
 
 
 class InvariantChecker:
-    """Checks every output against the limits, from nothing but the outputs and the inputs given."""
+    """Checks every output against the limits, from nothing but the outputs and the inputs given. Limits are per
+    elapsed time: dt is the time since the last output (capped at the period `dt`; the period itself for the first
+    output of a stream and when the clock gave no positive elapsed time)."""
 
     def __init__(self, lower, upper, vel, acc, dt, max_step, margin):
-        self.lower, self.upper, self.vstep, self.astep = lower, upper, vel * dt, acc * dt * dt
+        self.lower, self.upper, self.vel, self.acc, self.period = lower, upper, vel, acc, dt
         self.max_step, self.margin = max_step, margin
         self.history: list[np.ndarray] = []     # outputs of the current command stream
         self.last_step = np.zeros(len(lower))   # last output - the one before (the first: - the start position)
+        self.last_vel = np.zeros(len(lower))    # last_step / the time it took
+        self.last_dt = dt
+        self.last_t = None                      # when the last output left
         self.band = None
         self.measured = None                    # last valid measured position
 
     def see_measured(self, q, dq=None) -> None:
-        """A joint state counts when position and velocity (if given) are all finite numbers."""
+        """A joint state counts when its positions are finite numbers and its velocities (if given) numbers, one
+        per joint (a non-finite velocity means unknown: position-only hardware)."""
         n = len(self.lower)
-        if _is_vector(q, n) and (dq is None or _is_vector(dq, n)):
+        if _is_vector(q, n) and (dq is None or np.shape(dq) == (n,)):
             self.measured = np.asarray(q, dtype=float)
 
-    def check(self, out) -> None:
+    def check(self, out, t_ns: int | None = None) -> None:
         if out.positions is None:
             self.history.clear()                # the stream is interrupted; a new one starts from measurements
             return
         q = out.positions
         assert q.shape == self.lower.shape and np.all(np.isfinite(q))
         assert np.all(q >= self.lower - TOL) and np.all(q <= self.upper + TOL), "outside the hard limits"
+        dt = self.period
         if not self.history:                    # a stream starts where the arm is measured
             start = np.clip(self.measured, self.lower, self.upper)
             self.band = (np.minimum(self.lower + self.margin, start), np.maximum(self.upper - self.margin, start))
             self.history = [start]
+        elif t_ns is not None and self.last_t is not None and t_ns > self.last_t:
+            dt = min((t_ns - self.last_t) / NS, self.period)
         assert np.all(q >= self.band[0] - TOL) and np.all(q <= self.band[1] + TOL), "inside the margin"
         assert np.all(np.abs(q - self.measured) <= self.max_step + TOL), "max step from measured"
-        assert np.all(np.abs(q - self.history[-1]) <= self.vstep + TOL), "velocity"
+        step = q - self.history[-1]
+        assert np.all(np.abs(step) <= self.vel * dt + TOL), "velocity"
         if len(self.history) >= 2:
-            change = q - 2 * self.history[-1] + self.history[-2]
-            assert np.all(np.abs(change) <= self.astep + TOL), "acceleration"
-        self.last_step = q - self.history[-1]
+            assert np.all(np.abs(step - self.last_vel * dt) <= self.acc * dt * dt + TOL), "acceleration"
+        self.last_step, self.last_vel, self.last_dt, self.last_t = step, step / dt, dt, t_ns
         self.history = self.history[-1:] + [q]
 
 
@@ -129,7 +138,7 @@ def _run(flt: SafetyFilter, checker: InvariantChecker, q0, steps, dq0=None):
         dq = dq0 if first else s["dq"]
         checker.see_measured(meas, dq)
         out = flt.filter(cmd, meas, dq, t - s["age_ns"], t)
-        checker.check(out)
+        checker.check(out, t)
         yield s, cmd, out, mkind == "track"
         if out.positions is not None:
             last = out.positions
@@ -153,16 +162,17 @@ def test_no_command_outside_the_limits_whatever_the_input(q0, dq0, steps, ramp):
 def test_bad_commands_stale_data_and_clock_problems_never_pass_and_hold_brakes(q0, steps):
     flt = SafetyFilter(limits3(), config(position_margin=MARGIN, max_step_from_measured=MAX_STEP))
     checker = InvariantChecker(LOWER, UPPER, VEL, ACC, DT, MAX_STEP, MARGIN)
-    prev_step, streaming = np.zeros(3), False
+    prev_vel, streaming = np.zeros(3), False
     for i, (s, cmd, out, tracking) in enumerate(_run(flt, checker, q0, steps)):
         bad_command = cmd is None or not _is_vector(cmd, 3)
         if bad_command or s["age_ns"] > TIMEOUT_NS or (s["dt_ns"] <= 0 and i > 0):
             assert out.status not in PASSED, (s, out)
         if out.status.holding and tracking and streaming:
-            # a hold of a tracking arm brakes: every joint slows by up to a_max dt^2, never speeds up
-            assert np.all(np.abs(checker.last_step) <= np.maximum(np.abs(prev_step) - ACC * DT**2, 0.0) + TOL)
+            # a hold of a tracking arm brakes: every joint slows by up to a_max dt, never speeds up
+            dt = checker.last_dt
+            assert np.all(np.abs(checker.last_vel) <= np.maximum(np.abs(prev_vel) - ACC * dt, 0.0) + TOL / dt)
         streaming = out.positions is not None
-        prev_step = checker.last_step
+        prev_vel = checker.last_vel
 
 
 @SETTINGS
