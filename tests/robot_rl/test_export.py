@@ -92,3 +92,63 @@ def test_cli_writes_a_complete_bundle_and_refuses_to_overwrite(tmp_path, capsys)
     # planner.* without use_planner_config=true would be silently ignored: refused instead
     assert cli_main(["export", f"checkpoint={ckpt}", f"out={tmp_path / 'y'}", "planner.samples=64"]) == 2
     assert "use_planner_config=true" in capsys.readouterr().err and not (tmp_path / "y").exists()
+
+
+def test_a_lightly_trained_agent_exports_and_the_parity_report_says_what_was_compared(tmp_path):
+    """80 environment steps of real training (the issue's case: near-tied trajectory values whose elite choices
+    may flip between onnxruntime and PyTorch) must not stop the export; what was compared is in bundle.json."""
+    run, out = tmp_path / "run", tmp_path / "bundle"
+    assert cli_main(["train", "task=panda-reach", "model_size=1M", "enc_dim=32", "mlp_dim=32", "latent_dim=16",
+                     "batch_size=16", "planner.samples=64", "planner.policy_samples=4", "planner.elites=8",
+                     "planner.iterations=3", "seed_steps=40", "steps=80", "eval_every=0", "checkpoint_every=0",
+                     "eval_episodes=1", "progress=false", "tensorboard=false", "threads=1", "seed=3",
+                     f"out={run}"]) == 0
+    assert cli_main(["export", f"checkpoint={run / 'agent.pt'}", f"out={out}"]) == 0
+    report = json.loads((out / "bundle.json").read_text())["models"]["planner"]["export_parity"]
+    assert report["iterations_compared"] >= 1 and report["values_max_abs"] <= TOL
+    if not report["ambiguous"]:
+        assert report["plan_max_abs"] <= TOL and report["action_max_abs"] <= TOL
+
+
+def _planner_case(agent, cfg):
+    from robot_rl.export import example_obs
+    from robot_rl.onnx_graphs import PlannerGraph
+    from robot_rl.planner import sample_noise
+
+    gen = torch.Generator().manual_seed(0)
+    obs = example_obs(agent.model, gen)
+    a_dim = agent.model.action_dim
+    names = [*agent.model.encoder.keys, "prev_plan", "is_first", "noise", "policy_noise", "select_noise"]
+    args = (*obs, torch.zeros(1, cfg.horizon, a_dim), torch.tensor([True]),
+            *sample_noise(cfg, 1, a_dim, generator=gen))
+    return PlannerGraph(agent.model.eval(), cfg, agent.discount), args, names
+
+
+def test_a_wrong_planner_graph_fails_the_parity_check():
+    """The graph of another model (one weight changed) or of another planner setting (temperature: the same first
+    iteration, then another mean) is refused, however the choices fall."""
+    import copy
+    from dataclasses import replace
+
+    from robot_rl.export import onnx_bytes, planner_parity
+    from robot_rl.onnx_graphs import PlannerGraph
+    from tests.hardware.exported_bundle import make_agent
+
+    agent, _ = make_agent()
+    cfg = agent.cfg.planner
+    graph, args, names = _planner_case(agent, cfg)
+    good = onnx_bytes(graph, args, names, ["action", "next_plan"], 17)
+    report = planner_parity(good, graph, args, names, cfg.elites)
+    assert report["iterations_compared"] == cfg.iterations and report["values_max_abs"] <= TOL
+
+    other = copy.deepcopy(agent.model)
+    with torch.no_grad():
+        next(other.reward_head.parameters()).view(-1)[0] += 0.5
+    wrong_weights = onnx_bytes(PlannerGraph(other, cfg, agent.discount), args, names, ["action", "next_plan"], 17)
+    with pytest.raises(ExportError, match="trajectory values of MPPI iteration 0 differ"):
+        planner_parity(wrong_weights, graph, args, names, cfg.elites)
+
+    hotter = PlannerGraph(agent.model, replace(cfg, temperature=cfg.temperature * 20), agent.discount)
+    wrong_setting = onnx_bytes(hotter, args, names, ["action", "next_plan"], 17)
+    with pytest.raises(ExportError, match="iteration 1 differ|MPPI mean"):
+        planner_parity(wrong_setting, graph, args, names, cfg.elites)
