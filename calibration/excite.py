@@ -56,6 +56,8 @@ class Config:
     max_tracking_error: float = 0.3      # run_on=dds: rad; beyond it the motion stops
     recording: str = ""                  # rosbag2 folder to write; empty: <out without suffix>_recording
     storage: str = "mcap"                # mcap | sqlite3
+    view: str = ""                       # rerun: show the recording (joint positions, targets) in Rerun
+    view_rrd: str = ""                   # view=rerun: .rrd file; empty: <out without suffix>_view.rrd
 
 
 def write_design(path: Path, content: dict) -> None:
@@ -124,6 +126,9 @@ def _run(config: Config) -> int:
         raise CommandError(f"design={config.design!r}: expected 'active' or 'random'")
     if config.run_on not in ("sim", "none", "dds"):
         raise CommandError(f"run_on={config.run_on!r}: expected 'sim', 'none' or 'dds'")
+    from hardware.rerun_view import check_view
+
+    check_view(config.view)
     robot = load_robot(config.robot)
     out = Path(config.out)
     target = Path(config.recording) if config.recording else out.with_name(out.stem + "_recording")
@@ -188,9 +193,21 @@ def _run(config: Config) -> int:
         print(f"played {played.commands_published} commands over DDS ({config.command_topic}), publish jitter "
               f"p50/p99 {played.publish_jitter_ms['p50']:.1f}/{played.publish_jitter_ms['p99']:.1f} ms; "
               f"recorded to {target}")
+    if config.view and "recording" in content:
+        _view_recording(config, robot, target, out)
     write_design(out, content)
     print(f"wrote {out}")
     return 0
+
+
+def _view_recording(config: Config, robot, target: Path, out: Path) -> None:
+    """view=rerun: the recorded excitation (measured joints and their targets) in Rerun; rerun imported here."""
+    from calibration.recording_io import read_recording
+    from hardware.rerun_view import log_joint_recording, open_view
+
+    view = open_view(config.view, "sysid excite", config.view_rrd or out.with_name(out.stem + "_view.rrd"))
+    log_joint_recording(view, read_recording(target, robot.arm_joints))
+    print(f"view: {view.close() or 'streamed to the Rerun viewer'}")
 
 
 def _subset_limits(robot, joints, q_rest, config: Config):

@@ -47,6 +47,8 @@ class Config:
     physics_dt: float = 0.002
     threads: int = 1
     html_report: bool = True
+    view: str = ""                         # rerun: measured vs simulated joints (prior, fitted) in Rerun
+    view_rrd: str = ""                     # view=rerun: .rrd file; empty: <report folder>/fit.rrd
 
 
 @dataclass
@@ -257,6 +259,25 @@ def to_robot_params(result: FitResult, robot: str, base=None, control_hz: float 
     return RobotParams(robot, entries, "calibration.fit")
 
 
+def view_fit(view, result: FitResult) -> None:
+    """Per joint, measured vs simulated positions (prior and fitted) and the fitted residual, on fit and
+    held-out data, into a hardware.rerun_view.RerunView (sysid/<data>/...)."""
+    s = result.sysid
+    names = [j.replace("panda_", "") for j in s["observed"]]
+    panels = [("fit", s["residual_fn"])] + ([("held-out", s["holdout_fn"])] if s["holdout_fn"] else [])
+    for title, fn in panels:
+        _, prior_pred, records = fn(s["initial"].as_vector(), s["initial"], return_pred_all=True)
+        _, fitted_pred, _ = fn(s["opt"].as_vector(), s["opt"], return_pred_all=True)
+        rec, p0, p1 = records[0][0], prior_pred[0][0], fitted_pred[0][0]
+        n = len(names)
+        for what, series in (("measured", rec), ("prior", p0), ("fitted", p1)):
+            view.log_series(f"sysid/{title}/{what}/position", series.times, series.data[:, :n], names)
+        view.log_series(f"sysid/{title}/residual", rec.times, rec.data[:, :n] - p1.data[:, :n], names)
+    lo_hi = {p.name: (result.values[p.name], result.half_widths[p.name]) for p in result.priors}
+    view.rec.log("sysid/parameters", view.rr.TextDocument("\n".join(
+        f"{name}: {value:.5g} +- {half:.3g} (95 %)" for name, (value, half) in lo_hi.items())))
+
+
 def write_report(result: FitResult, arm: ArmModel, folder: Path, html: bool = True) -> list[Path]:
     """PNG of measured vs simulated joint positions (prior and fitted; fit and held-out data), a text summary,
     and sysid's HTML report."""
@@ -381,6 +402,12 @@ def _run(config: Config) -> int:
     save_params(params, out)
     report = Path(config.report) if config.report else out.with_name(out.stem + "_report")
     write_report(result, arm, report, config.html_report)
+    if config.view:
+        from hardware.rerun_view import open_view
+
+        view = open_view(config.view, "sysid fit", config.view_rrd or report / "fit.rrd")
+        view_fit(view, result)
+        print(f"view: {view.close() or 'streamed to the Rerun viewer'}")
     print(f"wrote {out} and {report}/ in {result.seconds:.1f} s fit time")
     print(f"joint-position RMSE, fit data: prior {result.fit_rmse['prior']:.4g} -> fitted "
           f"{result.fit_rmse['fitted']:.4g} rad")

@@ -15,8 +15,9 @@ Entity paths (one subtree per environment / robot, `env/<i>`; the deployed arm i
     env/<i>/action, reward, success   Scalars
     env/<i>/safety                    TextLog on each status change; env/<i>/safety/interventions Scalars
     <anything>                        `log_scalars(path, values)` for other curves (losses, sysid residuals)
-Timelines: `step` (a sequence: environment steps in training/eval, samples in sysid) and `time` (ROS 2 time
-stamps in ns: deploy, recordings).
+    sysid/<segment>/{measured,prior,fitted}/position, .../residual   `sysid fit`: per joint, on `time_s`
+Timelines: `step` (a sequence: environment steps in training/eval), `time` (ROS 2 time stamps in ns: deploy,
+recordings) and `time_s` (seconds from a recording's start: sysid excite/fit).
 
 Imports rerun lazily (inside RerunView), and no torch: hardware/ stays importable without either.
 """
@@ -106,6 +107,17 @@ class RerunView:
             self.rec.log(path, self.rr.SeriesLines(names=list(names)), static=True)
             self._named.add(path)
         self.rec.log(path, self.rr.Scalars(values))
+
+    def log_series(self, path: str, times_s, values, names: Sequence[str] | None = None,
+                   timeline: str = "time_s") -> None:
+        """A whole time series at once (T samples x n series; times in s on `timeline`): recordings, sysid fits."""
+        values = np.asarray(values, dtype=np.float64).reshape(len(times_s), -1)
+        if names is not None and path not in self._named:
+            self.rec.log(path, self.rr.SeriesLines(names=list(names)), static=True)
+            self._named.add(path)
+        columns = self.rr.Scalars.columns(scalars=values.reshape(-1)).partition([values.shape[1]] * len(values))
+        self.rec.send_columns(path, indexes=[self.rr.TimeColumn(timeline, duration=np.asarray(times_s, float))],
+                              columns=columns)
 
     def log_image(self, path: str, image: np.ndarray) -> None:
         self.rec.log(path, self.rr.Image(_image_hwc(image)))
@@ -239,6 +251,14 @@ def subscribe_view(view: RerunView, node) -> None:
         qos = QOS_SENSOR_DATA if kind in ("JointState", "Image") else QOS_DEFAULT
         node.create_subscription(getattr(m, kind), topic,
                                  lambda msg, t=topic: view.log_message(t, node.now_ns(), msg), qos)
+
+
+def log_joint_recording(view: RerunView, recording, prefix: str = "env/0") -> None:
+    """A calibration JointRecording (state and command stamps in ns): joint positions and targets on `time_s`."""
+    t0 = min(int(recording.state_stamps[0]), int(recording.command_stamps[0]))
+    names = list(recording.joint_names)
+    view.log_series(f"{prefix}/joints/position", (recording.state_stamps - t0) * 1e-9, recording.position, names)
+    view.log_series(f"{prefix}/joints/target", (recording.command_stamps - t0) * 1e-9, recording.command, names)
 
 
 def open_view(view: str, application: str, rrd: str | Path | None) -> RerunView | None:

@@ -104,3 +104,18 @@ def test_hardware_imports_without_rerun():
     code = ("import sys; import hardware.deploy, hardware.rerun_view; "
             "assert 'rerun' not in sys.modules and 'torch' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_joint_recording_is_logged_as_time_series(tmp_path):
+    """What `sysid excite view=rerun` shows: a recording's measured joints and targets on the time_s timeline."""
+    from calibration.recording_io import JointRecording
+    from hardware.rerun_view import log_joint_recording
+
+    t = 1_700_000_000_000_000_000 + np.arange(0, 2_000_000_000, 10_000_000)
+    recording = JointRecording(joint_names=("j1", "j2"), state_stamps=t, position=np.stack([np.sin(t * 1e-9)] * 2, 1),
+                               velocity=None, command_stamps=t[::5], command=np.zeros((len(t[::5]), 2)))
+    view = RerunView("sysid excite", rrd=tmp_path / "excite.rrd", connect=False)
+    log_joint_recording(view, recording)
+    path = view.close()
+    assert {"/env/0/joints/position", "/env/0/joints/target"} <= entity_paths(path)
+    assert rows(path, "/env/0/joints/position") == len(t) and rows(path, "/env/0/joints/target") == len(t[::5])
