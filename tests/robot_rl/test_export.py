@@ -138,7 +138,7 @@ def test_a_wrong_planner_graph_fails_the_parity_check():
     cfg = agent.cfg.planner
     graph, args, names = _planner_case(agent, cfg)
     good = onnx_bytes(graph, args, names, ["action", "next_plan"], 17)
-    report = planner_parity(good, graph, args, names, cfg.elites)
+    report = planner_parity(good, graph, [args], names, cfg.elites)
     assert report["iterations_compared"] == cfg.iterations and report["values_max_abs"] <= TOL
 
     other = copy.deepcopy(agent.model)
@@ -146,9 +146,9 @@ def test_a_wrong_planner_graph_fails_the_parity_check():
         next(other.reward_head.parameters()).view(-1)[0] += 0.5
     wrong_weights = onnx_bytes(PlannerGraph(other, cfg, agent.discount), args, names, ["action", "next_plan"], 17)
     with pytest.raises(ExportError, match="trajectory values of MPPI iteration 0 differ"):
-        planner_parity(wrong_weights, graph, args, names, cfg.elites)
+        planner_parity(wrong_weights, graph, [args], names, cfg.elites)
 
     hotter = PlannerGraph(agent.model, replace(cfg, temperature=cfg.temperature * 20), agent.discount)
     wrong_setting = onnx_bytes(hotter, args, names, ["action", "next_plan"], 17)
     with pytest.raises(ExportError, match="iteration 1 differ|MPPI mean"):
-        planner_parity(wrong_setting, graph, args, names, cfg.elites)
+        planner_parity(wrong_setting, graph, [args], names, cfg.elites)
