@@ -16,6 +16,8 @@ mw-pick-place 0.10 success; cartpole-swingup 839, reacher-easy 937 return. TD-MP
 (one per env.step of the action-repeat-2 wrapper: its online trainer adds 1 per call), which is what `steps` counts
 here too, so the comparison is at steps=100000 (200k simulator steps), not 50k.
 
+`jobs=N` runs N at a time in worker processes (each with `threads=` torch threads); wall-clock then includes
+their contention, so compare minutes only between runs made with the same jobs= on the same machine.
 Wall-clock: seconds from the run's start (including MoDem's behaviour cloning and every evaluation before it)
 until its eval.csv row appeared, or the row's `wall_s` when train writes one. `threads=1` per run.
 
@@ -23,7 +25,7 @@ until its eval.csv row appeared, or the row's `wall_s` when train writes one. `t
     python benchmarks/time_to_success.py tiny=true
     # the full grid (the issue's): 3 seeds, 30k steps on the arm tasks, 100k on mw/dmc, action=ee against joint
     python benchmarks/time_to_success.py seeds=3 actions=ee,joint panda_steps=30000 bench_steps=100000 \
-        eval_every=2500 eval_episodes=10 preset=cpu
+        eval_every=2500 eval_episodes=10 preset=cpu jobs=2
     # report only, from earlier runs' CSVs
     python benchmarks/time_to_success.py from_csv=runs/tts/time_to_success.csv out=runs/tts
 
@@ -54,7 +56,7 @@ LEVEL = 0.8  # the success rate a run must reach
 DEFAULTS = {"groups": "panda,panda-sparse,mw,dmc", "tasks": "", "methods": "", "seeds": "3", "actions": "default",
             "panda_steps": "30000", "bench_steps": "100000", "eval_every": "2500", "eval_episodes": "10",
             "budgets": "5000,10000,30000,100000", "demos": "5", "preset": "cpu", "device": "cpu", "threads": "1",
-            "out": "runs/time_to_success", "from_csv": "", "tiny": "false"}
+            "out": "runs/time_to_success", "from_csv": "", "tiny": "false", "jobs": "1"}
 # tiny=true: every family once, end to end, in minutes on a loaded CPU (a check that the pipeline works, not a result)
 TINY = {"groups": "panda,panda-sparse,mw,dmc", "seeds": "1", "panda_steps": "300", "bench_steps": "200",
         "eval_every": "100", "eval_episodes": "2", "budgets": "100,200,300", "demos": "2",
@@ -295,6 +297,16 @@ def run_cell(cell: Cell, a: dict[str, str], train_keys: dict[str, str], out: Pat
     return rows
 
 
+def run_cell_logged(cell: Cell, a: dict[str, str], train_keys: dict[str, str], out: Path) -> list[dict]:
+    """run_cell in a worker process, its output in runs/<run>.log (runs side by side would interleave)."""
+    import contextlib
+
+    log = out / "runs" / f"{cell.name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+        return run_cell(cell, a, train_keys, out)
+
+
 def write_csv(path: Path, rows: list[dict]) -> None:
     """Atomically (temp file + rename)."""
     buf = io.StringIO()
@@ -454,13 +466,29 @@ def main(argv: list[str]) -> None:
     torch.set_num_threads(int(a["threads"]))
     cells = plan_cells(a)
     check_actions(cells)
+    for cell in cells:  # demos first, here: runs side by side would race to write them
+        if METHODS[cell.method].uses_demos:
+            demos_for(cell, a, out)
     rows: list[dict] = []
-    for i, cell in enumerate(cells, 1):
-        t0 = time.perf_counter()
-        print(f"[{i}/{len(cells)}] {cell.name}: budget {cell.steps} steps", flush=True)
-        rows += run_cell(cell, a, train_keys, out)
-        print(f"[{i}/{len(cells)}] {cell.name}: done in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
-        report(rows, a, out, command)  # the table so far, after every run
+    jobs = int(a["jobs"])
+    if jobs <= 1:
+        for i, cell in enumerate(cells, 1):
+            t0 = time.perf_counter()
+            print(f"[{i}/{len(cells)}] {cell.name}: budget {cell.steps} steps", flush=True)
+            rows += run_cell(cell, a, train_keys, out)
+            print(f"[{i}/{len(cells)}] {cell.name}: done in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+            report(rows, a, out, command)  # the table so far, after every run
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    print(f"{len(cells)} runs, {jobs} at a time; each run's output in {out / 'runs'}/<run>.log", flush=True)
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(run_cell_logged, cell, a, train_keys, out): cell for cell in cells}
+        for i, future in enumerate(as_completed(futures), 1):
+            rows += future.result()
+            print(f"[{i}/{len(cells)}] {futures[future].name}: done", flush=True)
+            report(rows, a, out, command)
 
 
 if __name__ == "__main__":
