@@ -18,8 +18,9 @@ here too, so the comparison is at steps=100000 (200k simulator steps), not 50k.
 
 `jobs=N` runs N at a time in worker processes (each with `threads=` torch threads); wall-clock then includes
 their contention, so compare minutes only between runs made with the same jobs= on the same machine.
-Wall-clock: seconds from the run's start (including MoDem's behaviour cloning and every evaluation before it)
-until its eval.csv row appeared, or the row's `wall_s` when train writes one. `threads=1` per run.
+Wall-clock: seconds from the call to `train` (its imports and environment construction, MoDem's behaviour
+cloning and every evaluation before the row included; tens of seconds of start-up on a loaded machine) until the
+eval.csv row appeared, or the row's `wall_s` when train writes one. `threads=1` per run.
 
     # a tiny end-to-end check (minutes): one task per family, 1 seed, a few hundred steps, a tiny model
     python benchmarks/time_to_success.py tiny=true
