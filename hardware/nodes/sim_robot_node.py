@@ -3,9 +3,10 @@ so the whole stack (policy_node, safety filter, recorder) runs end to end withou
 
 Like a ros2_control robot with joint_state_broadcaster and position controllers, it
 
-  publishes   /joint_states                          sensor_msgs/JointState (arm + finger joints, every tick)
+  publishes   /joint_states                          sensor_msgs/JointState (arm + finger joints, every period)
   accepts     /<forward_controller>/commands         std_msgs/Float64MultiArray (arm joint position targets)
-              /<trajectory_controller>/joint_trajectory  trajectory_msgs/JointTrajectory (interpolated linearly)
+              /<trajectory_controller>/joint_trajectory  trajectory_msgs/JointTrajectory (interpolated linearly;
+                                                     a header stamp in the future starts it then, as JTC does)
               /<gripper_controller>/commands         std_msgs/Float64MultiArray (one value: finger gap, m)
 
 and, for tasks (things a real cell gets from perception or an operator):
@@ -18,7 +19,11 @@ and, for tasks (things a real cell gets from perception or an operator):
                                                      object), [x, y, z] that goal; the arm stays where it is
 
 Physics runs in real time: each tick steps as many periods of 1/rate_hz as wall time asks for (at most
-`max_catch_up` at once; beyond that the simulation drops time and counts an overrun). As a forward command
+`max_catch_up` at once; beyond that the simulation drops time and counts an overrun). Time stamps mean what a
+ros2_control robot's do: simulated period k is the node-clock instant `start + k / rate_hz`; a /joint_states
+message is stamped with the period at which its state was measured (not when it happened to be published), and
+a command received at instant t takes effect at the first period at or after t + latency, however late the
+executor runs the tick that steps it (system identification relies on both, calibration/fit.py). As a forward command
 controller does, the arm keeps the last target when commands stop (policy node killed or holding): a robot
 must never go limp or move on its own when its commander dies. After `command_timeout_s` without a command
 the node says so once in the log and in ~/task_state ("command_stale").
@@ -99,7 +104,8 @@ class SimRobot:
         self.rng = np.random.default_rng(p["seed"])
         self.joint_names = list(self.robot.arm_joints) + list(self.robot.gripper_joints)
 
-        self.pending: deque[tuple[float, str, object]] = deque()   # (apply at sim time, kind, payload)
+        self.pending: deque[tuple[int, str, object]] = deque()   # (apply at node-clock ns, kind, payload)
+        self.dt_ns = int(round(self.dt * 1e9))
         self.segments: list[tuple[float, np.ndarray, float, np.ndarray]] = []   # trajectory (t0, q0, t1, q1)
         self.sim_time = 0.0
         self.steps = 0
@@ -127,7 +133,9 @@ class SimRobot:
                                  QOS_DEFAULT)
         node.create_subscription(Float64MultiArray, "~/reset", self.on_reset, QOS_DEFAULT)
         self.publish_goal()
+        # Simulated time 0 is this instant on both clocks: monotonic for stepping, the node clock for stamps.
         self.wall_start = time.monotonic()
+        self.clock_start_ns = node.now_ns()
         node.create_timer(self.dt, self.tick)
         node.create_timer(1.0 / p["task_rate_hz"], self.publish_task)
         if self.image_pub is not None:
@@ -171,11 +179,23 @@ class SimRobot:
         self.goal_pub.publish(float64_multi_array(self.env.goal))
 
     # ---------------------------------------------------------------- commands (checked like a controller does)
-    def _arrived(self, kind: str, payload) -> None:
+    def _arrived(self, kind: str, payload, start_ns: int = 0) -> None:
+        """Queue a command for the first period at or after max(arrival, start_ns) + latency; start_ns is a
+        trajectory's header stamp (0: start on arrival, as JTC reads a zero stamp)."""
+        now = time.monotonic()
         self.commands_received += 1
-        self.last_command_wall = time.monotonic()
+        self.last_command_wall = now
         self.stale_reported = False
-        self.pending.append((self.sim_time + self.latency_s, kind, payload))
+        # The instant of arrival on the node clock (the sim may not have stepped up to it yet). Kept as a clock
+        # instant, not a simulated time, so a command stays due when it was even if the sim drops periods.
+        arrival_ns = self.clock_start_ns + int(max(now - self.wall_start, self.sim_time) * 1e9)
+        when = max(arrival_ns, start_ns) + int(round(self.latency_s * 1e9))
+        if kind == "trajectory":   # JTC's replacement: a new trajectory discards what was to start after it
+            self.pending = deque(e for e in self.pending if not (e[1] == "trajectory" and e[0] >= when))
+        index = len(self.pending)
+        while index and self.pending[index - 1][0] > when:   # keep the queue in time order
+            index -= 1
+        self.pending.insert(index, (when, kind, payload))
 
     def on_forward(self, msg: Float64MultiArray) -> None:
         q = np.asarray(msg.data, dtype=float)
@@ -199,7 +219,7 @@ class SimRobot:
                 self.node.logger.error("joint_trajectory: a point's positions are missing or not finite: ignored")
                 return
             points.append((ns_from_time(point.time_from_start) * 1e-9, q[order]))
-        self._arrived("trajectory", points)
+        self._arrived("trajectory", points, ns_from_time(msg.header.stamp))
 
     def on_gripper(self, msg: Float64MultiArray) -> None:
         if len(msg.data) != 1 or not math.isfinite(msg.data[0]):
@@ -209,7 +229,8 @@ class SimRobot:
         self._arrived("gripper", float(np.clip(msg.data[0], 0.0, self.robot.gripper_max_width)))
 
     def _apply_due(self) -> None:
-        while self.pending and self.pending[0][0] <= self.sim_time + 1e-12:
+        period_ns = self.clock_start_ns + self.steps * self.dt_ns      # the instant of the period starting now
+        while self.pending and self.pending[0][0] <= period_ns:
             _, kind, payload = self.pending.popleft()
             if kind == "arm":
                 self.arm_target, self.segments = payload, []
@@ -236,6 +257,7 @@ class SimRobot:
             self.overruns += 1
             dropped = due - self.p["max_catch_up"]
             self.wall_start += dropped * self.dt      # keep real time: drop what cannot be caught up
+            self.clock_start_ns += dropped * self.dt_ns
             self.node.logger.warning(f"physics behind real time: dropped {dropped} periods ({self.overruns} overruns)")
             due = self.p["max_catch_up"]
         for _ in range(due):
@@ -244,8 +266,8 @@ class SimRobot:
             self.physics.step()
             self.steps += 1
             self.sim_time = self.steps * self.dt
-        if due and self.publish_joint_states:
-            self.publish_state()
+            if self.publish_joint_states:   # every period, as joint_state_broadcaster does on every update
+                self.publish_state()
         if (self.last_command_wall is not None and not self.stale_reported and self.p["command_timeout_s"] > 0
                 and time.monotonic() - self.last_command_wall > self.p["command_timeout_s"]):
             self.stale_reported = True
@@ -261,7 +283,8 @@ class SimRobot:
         n_fingers = len(self.robot.gripper_joints)
         position = np.concatenate([q, np.full(n_fingers, width / n_fingers)])
         velocity = np.concatenate([self.physics.arm_qvel(), np.full(n_fingers, finger_speed)])
-        self.state_pub.publish(joint_state(self.joint_names, position, velocity, stamp_ns=self.node.now_ns(),
+        measured_ns = self.clock_start_ns + self.steps * self.dt_ns   # the period this state belongs to
+        self.state_pub.publish(joint_state(self.joint_names, position, velocity, stamp_ns=measured_ns,
                                            frame_id=self.p["frame_id"]))
 
     def task_state(self) -> dict:
@@ -293,7 +316,7 @@ class SimRobot:
 def main(argv=None) -> int:
     from hardware.transport import run_node
 
-    return run_node("sim_robot", SimRobot, argv)
+    return run_node("sim_robot", SimRobot, argv, parameters=PARAMETERS, description=__doc__)
 
 
 if __name__ == "__main__":

@@ -188,3 +188,42 @@ def test_camera_images_for_pixel_policies(harness, domain):
     pixels = m.array_from_image(images[-1])
     assert pixels.shape == (24, 32, 3) and images[-1].encoding == "rgb8"
     assert pixels.std() > 5   # a rendered scene, not a blank frame
+
+
+def test_joint_states_are_stamped_with_the_period_they_were_measured_in(harness):
+    """Stamps sit on the simulated period grid (start + k / rate_hz), one message per period, however the
+    executor bunches the ticks: the instant each state was measured, as a ros2_control robot stamps it."""
+    h = harness(rate_hz=250.0)
+    time.sleep(0.6)
+    stamps = np.array([m.ns_from_time(msg.header.stamp) for _, msg in h.states])
+    steps = (stamps - h.sim.clock_start_ns) / 4_000_000
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-9)
+    gaps = np.diff(np.round(steps))
+    assert np.all(gaps >= 1)                                          # in order, none twice
+    if h.sim.overruns == 0:                                           # every period unless the sim dropped time
+        assert np.all(gaps == 1)
+
+
+def test_a_stamped_trajectory_takes_effect_on_the_first_period_at_its_stamp(harness):
+    """A one-point trajectory stamped 0.3 s ahead is applied at the first period at or after stamp + latency,
+    not on arrival; a later stamp-0 trajectory (a stop) discards it, as joint_trajectory_controller replaces a
+    trajectory that has not started."""
+    h = harness(rate_hz=250.0, command_latency_s=0.04)
+    target = h.q() + np.array([0, 0, 0, 0.3, 0, 0, 0])
+    start_ns = h.node.now_ns() + 300_000_000
+    h.trajectory.publish(m.joint_trajectory(ARM, target, 0.0, stamp_ns=start_ns))
+    h.wait(lambda: abs(h.q()[3] - target[3]) < 0.15, timeout=5.0)
+    states = [(m.ns_from_time(msg.header.stamp), m.joint_state_arrays(msg, ARM)[0][3]) for _, msg in h.states]
+    applied = start_ns + 40_000_000
+    start_q = target[3] - 0.3
+    assert all(abs(q - start_q) < 2e-3 for stamp, q in states if stamp <= applied)   # not before its stamp
+    first_ns = next(stamp for stamp, q in states if abs(q - start_q) > 0.01)
+    if h.sim.overruns == 0:    # then in the period after (a sim that dropped time steps it at the next one)
+        assert first_ns <= applied + 12_000_000, (first_ns - applied) / 1e6
+    h.wait(lambda: abs(h.q()[3] - target[3]) < 0.01, timeout=5.0)
+    held = target
+    h.trajectory.publish(m.joint_trajectory(ARM, held + 0.2, 0.0, stamp_ns=h.node.now_ns() + 500_000_000))
+    time.sleep(0.1)
+    h.trajectory.publish(m.joint_trajectory(ARM, held, 0.0))              # stop: replaces the pending one
+    time.sleep(0.8)
+    assert np.max(np.abs(h.q() - held)) < 0.02
