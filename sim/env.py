@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -21,7 +21,7 @@ import numpy as np
 from sim import params as params_io
 from sim.action_mapping import make_action_space
 from sim.ik import quat_to_mat, solve_ik
-from sim.randomization import default_ranges, sample_parameters
+from sim.randomization import default_ranges, sample_parameters, select_ranges
 from sim.robot import RobotConfig, load_robot
 from sim.tasks import TASKS, TaskState
 
@@ -44,7 +44,8 @@ class ArmEnv(gym.Env):
 
     def __init__(self, task: str = "reach", reward: str = "dense", backend: str = "mujoco",
                  obs_type: str = "state", robot: str | Path | RobotConfig = "panda",
-                 params: str | Path | Mapping | params_io.RobotParams | None = None, randomize: bool = False,
+                 params: str | Path | Mapping | params_io.RobotParams | None = None,
+                 randomize: bool | str | Sequence[str] = False,
                  control_hz: float = 20.0, physics_dt: float = 0.002, episode_steps: int | None = None,
                  render_size: int | tuple[int, int] = 64, camera: str = "front", render_mode: str | None = None,
                  action: str | None = None, action_history: int = 0):
@@ -90,11 +91,15 @@ class ArmEnv(gym.Env):
         if params is not None:
             params_io.apply_parameters(self, params, robot=self.robot.name)
         nominal = {n: self.get_parameter(n) for n in self.parameter_names()}
-        self.randomize = bool(randomize)
+        # randomize: True: every parameter with a range (the file's intervals, else the defaults); names or kinds
+        # (a list or a comma-separated string, e.g. "action_latency,obs_noise"): only those
+        selection = [n for n in randomize.split(",") if n] if isinstance(randomize, str) else randomize
+        self.randomize = bool(selection)
         self.randomization_ranges: dict[str, tuple[float, float]] = {}
         if self.randomize:
             given = params_io.randomization_ranges(params_io.as_params(params, self.robot.name)) if params else {}
-            self.randomization_ranges = given or default_ranges(nominal)
+            self.randomization_ranges = (given or default_ranges(nominal)) if selection is True else \
+                select_ranges(nominal, given, list(selection))
 
         n = self.robot.n_arm
         sizes = {"arm_qpos": n, "arm_qvel": n, "gripper_width": 1, "ee_pos": 3, "goal_pos": 3, "ee_to_goal": 3,

@@ -1,7 +1,11 @@
-"""Domain randomisation: draw physical parameters uniformly within their ranges, once per episode."""
+"""Domain randomisation: draw physical parameters uniformly within their ranges, once per episode.
+
+The ranges are a parameters file's confidence intervals (calibration/ writes them), else the defaults below;
+`select_ranges` narrows randomisation to some parameters, e.g. the action latency and joint noise a policy with
+the last actions in its observation should be robust to (`ArmEnv(randomize=["action_latency", "obs_noise"])`)."""
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -25,6 +29,22 @@ def default_ranges(nominal: Mapping[str, float]) -> dict[str, tuple[float, float
             lo, hi = DEFAULT_RELATIVE_RANGES[kind]
             ranges[name] = (lo * value, hi * value)
     return ranges
+
+
+def select_ranges(nominal: Mapping[str, float], identified: Mapping[str, tuple[float, float]],
+                  selection: Sequence[str]) -> dict[str, tuple[float, float]]:
+    """Ranges for the parameters `selection` names, by full name ("kp/panda_joint1") or kind ("kp",
+    "action_latency", "obs_noise"): the identified interval where the parameters file has one, else the default
+    range. Unknown names raise (ValueError naming the known kinds)."""
+    kinds = {name.split("/")[0] for name in nominal}
+    unknown = sorted(set(selection) - kinds - set(nominal))
+    if unknown:
+        raise ValueError(f"randomize={list(selection)}: unknown parameter(s) {unknown}; known kinds {sorted(kinds)} "
+                         f"(or full names such as {next(iter(nominal), '')!r})")
+    chosen = [name for name in nominal if name in selection or name.split("/")[0] in selection]
+    defaults = default_ranges({name: nominal[name] for name in chosen})
+    return {name: identified.get(name, defaults.get(name)) for name in chosen
+            if name in identified or name in defaults}
 
 
 def sample_parameters(ranges: Mapping[str, tuple[float, float]], rng: np.random.Generator) -> dict[str, float]:

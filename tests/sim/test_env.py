@@ -176,3 +176,23 @@ def test_a_robot_config_file_plugs_in(tmp_path):
     env.step(np.array([1.0] * 7 + [1.0]))
     np.testing.assert_allclose(u.last_joint_targets - before, 0.02)
     assert u.robot.name == "my_panda"
+
+
+def test_latency_and_noise_randomised_over_the_identified_intervals_only():
+    identified = {"format": "robot_rl.robot_params", "version": 1, "robot": "panda", "parameters": {
+        "action_latency": {"value": 1, "ci": [1, 2]}, "obs_noise": {"value": 0.001, "ci": [0.0005, 0.0015]},
+        "kp/panda_joint1": {"value": 4500.0, "ci": [4000.0, 5000.0]}}}
+    env = gym.make("robot_rl/panda-push-v0", params=identified, randomize="action_latency,obs_noise").unwrapped
+    assert env.randomization_ranges == {"action_latency": (1.0, 2.0), "obs_noise": (0.0005, 0.0015)}
+    kp = env.get_parameter("kp/panda_joint1")
+    drawn = set()
+    for seed in range(12):
+        env.reset(seed=seed)
+        drawn.add(env.action_latency)
+        assert 0.0005 <= env.obs_noise <= 0.0015 and env.get_parameter("kp/panda_joint1") == kp
+    assert drawn == {1, 2}
+    # without intervals in the file: the default ranges of just those parameters
+    env = gym.make("robot_rl/panda-push-v0", randomize=["action_latency"]).unwrapped
+    assert env.randomization_ranges == {"action_latency": (0.0, 1.0)}
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['latency'\]"):
+        gym.make("robot_rl/panda-push-v0", randomize="latency")
