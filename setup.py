@@ -8,6 +8,8 @@ their parameter YAML into `share/robot_rl`).
   pip install .[sim]                 + the simulated arm (sim_robot_node, `robot-rl deploy robot=sim`)
   pip install .[train]               + training and export (torch, dm_control suites, logs)
   pip install .[calibration]         + system identification and camera calibration
+  pip install .[datasets]            + LeRobotDataset demos (format=lerobot)
+  pip install .[view]                + the Rerun view (view=rerun, `robot-rl view`)
   pip install .[all,dev,realsense]   everything (what `make test` installs)
 
 torch is not on PyPI's default index as a CPU build; `make` installs torch==2.13.0 before the rest.
@@ -35,6 +37,11 @@ TRAIN = SIM + ["torch>=2.4", "onnx>=1.16", "onnxscript>=0.1", "tqdm>=4.66", "ten
 # (`gym:panda_gym:<id>`). metaworld 3.1 pins mujoco==3.3.0, so 3.0 (see constraints.txt).
 SUITES = ["metaworld>=3.0,<3.1", "panda-gym>=3.0.7"]
 CALIBRATION = SIM + ["scipy>=1.11", "mujoco[sysid]>=3.5", "opencv-python-headless>=4.8"]
+# LeRobotDataset v3 read/write (robot_rl/lerobot_dataset.py): parquet and the mp4 video, not lerobot itself
+# (lerobot 0.4.4 pins torch<2.11, opencv<4.13, rerun-sdk<0.27).
+DATASETS = ["pyarrow>=15", "av>=12"]
+# The Rerun view (hardware/rerun_view.py): view=rerun and `robot-rl view`; also on a robot computer.
+VIEW = ["rerun-sdk>=0.24"]
 
 setup(
     name=PACKAGE,
@@ -56,7 +63,9 @@ setup(
         "sim": SIM,
         "train": TRAIN,
         "calibration": CALIBRATION,
-        "all": sorted(set(SIM + TRAIN + CALIBRATION + SUITES)),
+        "all": sorted(set(SIM + TRAIN + CALIBRATION + SUITES + DATASETS + VIEW)),
+        "datasets": DATASETS,
+        "view": VIEW,
         "suites": SUITES,
         # Sweeps and remote collectors on Ray (robot_rl/sweep.py); [client] for `address=ray://host:port`.
         "distributed": ["ray[client]>=2.40"],
