@@ -24,19 +24,26 @@ COLOR_IMAGE = "/camera/color/image_raw"
 COLOR_INFO = "/camera/color/camera_info"
 DEPTH_IMAGE = "/camera/aligned_depth_to_color/image_raw"
 DEPTH_INFO = "/camera/aligned_depth_to_color/camera_info"
+PARAMETERS: dict[str, object] = {
+    "serial": "",                                  # empty: the first device found
+    "width": 640,
+    "height": 480,
+    "fps": 30,
+    "enable_depth": True,
+    "frame_id": "camera_color_optical_frame",
+    "recording": "",                               # a librealsense recording (.bag) to play instead of a device
+}
 
 
 class CameraNode:
     def __init__(self, node: Node, camera: RealSenseCamera | None = None):
         """`camera`: an already open driver (tests: a software device); otherwise opened from the parameters."""
         self.node = node
-        settings = CameraSettings(serial=node.declare_parameter("serial", ""),
-                                  width=node.declare_parameter("width", 640),
-                                  height=node.declare_parameter("height", 480),
-                                  fps=node.declare_parameter("fps", 30),
-                                  enable_depth=node.declare_parameter("enable_depth", True))
-        self.frame_id = node.declare_parameter("frame_id", "camera_color_optical_frame")
-        recording = node.declare_parameter("recording", "")
+        p = {name: node.declare_parameter(name, default) for name, default in PARAMETERS.items()}
+        settings = CameraSettings(serial=p["serial"], width=p["width"], height=p["height"], fps=p["fps"],
+                                  enable_depth=p["enable_depth"])
+        self.frame_id = p["frame_id"]
+        recording = p["recording"]
         if camera is None:
             camera = (RealSenseCamera.from_recording(recording, settings) if recording
                       else RealSenseCamera.open(settings))
@@ -77,7 +84,7 @@ class CameraNode:
 def main(argv=None) -> int:
     from hardware.transport import run_node
 
-    return run_node("camera", CameraNode, argv)
+    return run_node("camera", CameraNode, argv, parameters=PARAMETERS, description=__doc__)
 
 
 if __name__ == "__main__":

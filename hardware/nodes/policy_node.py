@@ -418,7 +418,7 @@ def subscribe_latched_or_not(node: Node, msg_type, topic: str, callback, max_sam
 def main(argv=None) -> int:
     from hardware.transport import run_node
 
-    return run_node("policy", PolicyNode, argv)
+    return run_node("policy", PolicyNode, argv, parameters=PARAMETERS, description=__doc__)
 
 
 if __name__ == "__main__":

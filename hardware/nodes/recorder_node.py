@@ -16,6 +16,12 @@ from hardware.transport.base import Durability, Node, QoS, Reliability, resolve_
 
 # Reader history: deep enough that bursts (e.g. camera frames while the disk is busy) are not dropped.
 READER_DEPTH = 1000
+PARAMETERS: dict[str, object] = {
+    "topics": ["/joint_states"],                   # topics to record (types and QoS learnt from their publishers)
+    "output": "",                                  # bag folder; empty: rosbag2_<date>-<time> as ros2 bag names it
+    "storage": "mcap",                             # mcap | sqlite3
+    "max_duration_s": 0.0,                         # > 0: stop after this long
+}
 
 
 def default_output() -> str:
@@ -25,10 +31,9 @@ def default_output() -> str:
 class Recorder:
     def __init__(self, node: Node):
         self.node = node
-        topics = node.declare_parameter("topics", ["/joint_states"])
-        output = node.declare_parameter("output", "") or default_output()
-        storage = node.declare_parameter("storage", "mcap")
-        self.max_duration_s = node.declare_parameter("max_duration_s", 0.0)
+        p = {name: node.declare_parameter(name, default) for name, default in PARAMETERS.items()}
+        topics, storage, self.max_duration_s = p["topics"], p["storage"], p["max_duration_s"]
+        output = p["output"] or default_output()
         if storage not in STORAGES:
             raise ValueError(f"parameter {node.name}.storage: expected one of {sorted(STORAGES)}, got {storage!r}")
         if not topics or not all(isinstance(t, str) for t in topics):
@@ -86,7 +91,7 @@ class Recorder:
 def main(argv: Sequence[str] | None = None) -> int:
     from hardware.transport import run_node
 
-    return run_node("recorder", Recorder, argv)
+    return run_node("recorder", Recorder, argv, parameters=PARAMETERS, description=__doc__)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,11 @@ import logging
 import os
 import signal
 import sys
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
-from hardware.transport.base import Node, NodeOptions, parse_node_args
+from hardware.transport.base import Node, NodeOptions
+from hardware.transport.node_args import NodeArgumentError, node_help, parse_node_args
 
 TRANSPORTS = ("dds", "ros2")
 
@@ -47,13 +49,25 @@ def create_executor(node: Node):
 
 
 def run_node(default_name: str, logic: Callable[[Node], Any], argv: Sequence[str] | None = None,
-             transport: str | None = None) -> int:
+             transport: str | None = None, parameters: Mapping[str, Any] | None = None,
+             description: str | None = None) -> int:
     """Console-script body: parse ROS-style args, build the node and its logic, spin until SIGINT/SIGTERM.
 
-    On stop, `logic.close()` runs when the logic has one (flush files, hold the arm), then the node is destroyed.
+    `--help` prints `description` (the node module's docstring) and `parameters` (name -> default) and returns 0.
+    Bad arguments or parameters (ValueError while the node starts) end it with the message and exit status 1
+    (2 for the command line itself), without a traceback. On stop, `logic.close()` runs when the logic has one
+    (flush files, hold the arm), then the node is destroyed.
     """
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s] %(message)s")
-    options = parse_node_args(sys.argv[1:] if argv is None else argv, default_name)
+    executable = Path(sys.argv[0]).stem if argv is None and sys.argv[0] not in ("", "-c") else default_name
+    try:
+        options = parse_node_args(sys.argv[1:] if argv is None else argv, default_name)
+    except ValueError as error:
+        print(f"{executable}: error: {error}", file=sys.stderr)
+        return 2
+    if options.help:
+        print(node_help(executable, description, parameters or {}), end="")
+        return 0
     if options.log_level:
         logging.getLogger().setLevel(options.log_level)
     node = create_node(options, transport)
@@ -61,10 +75,14 @@ def run_node(default_name: str, logic: Callable[[Node], Any], argv: Sequence[str
     previous = {sig: signal.signal(sig, lambda *_: executor.shutdown()) for sig in (signal.SIGINT, signal.SIGTERM)}
     instance = None
     try:
-        instance = logic(node)
-        undeclared = getattr(node, "undeclared_overrides", lambda: [])()
-        if undeclared:
-            raise ValueError(f"node {node.name}: unknown parameters {undeclared}")
+        try:
+            instance = logic(node)
+            undeclared = node.undeclared_overrides()
+            if undeclared:   # rclpy would ignore them silently (automatically_declare_... is False): a typo
+                raise NodeArgumentError(f"node {node.name}: unknown parameters {undeclared}; see --help")
+        except ValueError as error:
+            print(f"{executable}: error: {error}", file=sys.stderr)
+            return 1
         executor.spin()
     finally:
         for sig, handler in previous.items():

@@ -31,13 +31,11 @@ Callbacks of the nodes spun by one executor run one at a time on the executor's 
 SingleThreadedExecutor does), so node logic needs no locks. Time stamps are integers in nanoseconds.
 """
 import logging
-import os
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
-from typing import Any, Callable, Generic, Protocol, Sequence, TypeVar
+from typing import Any, Callable, Protocol, TypeVar
 
 Msg = TypeVar("Msg")
 
@@ -135,6 +133,10 @@ class Node(ABC):
         return {}
 
     @abstractmethod
+    def undeclared_overrides(self) -> list[str]:
+        """Parameter overrides given at start-up that no declare_parameter asked for (likely typos)."""
+
+    @abstractmethod
     def request_shutdown(self) -> None:
         """Ask the executor spinning this node to stop (what rclpy.shutdown() in a callback does)."""
 
@@ -177,120 +179,7 @@ def resolve_topic(topic: str, node_name: str, namespace: str = "/") -> str:
     return "/" + "/".join(parts)
 
 
-# ---------------------------------------------------------------- parameters
-@dataclass
-class NodeOptions:
-    """What a node is started with: its name, namespace and parameter overrides (as `--ros-args` carries)."""
-    name: str
-    namespace: str = "/"
-    parameters: dict[str, Any] | None = None
-    log_level: str | None = None
-
-
-def coerce_parameter(node: str, name: str, default: Any, value: Any) -> Any:
-    """Check an override against the declared default's type, as rclpy does (ints are accepted for doubles)."""
-    if default is None or value is None:
-        return value
-    if isinstance(default, bool) != isinstance(value, bool):
-        raise TypeError(f"parameter {node}.{name}: expected {type(default).__name__}, got {value!r}")
-    if isinstance(default, float) and isinstance(value, int):
-        return float(value)
-    if isinstance(default, (list, tuple)):
-        if not isinstance(value, (list, tuple)):
-            raise TypeError(f"parameter {node}.{name}: expected a list, got {value!r}")
-        if default and isinstance(default[0], float):
-            return [float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
-        return list(value)
-    if not isinstance(value, type(default)):
-        raise TypeError(f"parameter {node}.{name}: expected {type(default).__name__}, got {value!r}")
-    return value
-
-
-def _parse_value(text: str) -> Any:
-    import yaml  # ROS 2 parses `-p name:=value` values as YAML, so we do too
-
-    return yaml.safe_load(text)
-
-
-def load_params_file(path: str | os.PathLike, node_name: str, namespace: str = "/") -> dict[str, Any]:
-    """Parameters for a node from a ROS 2 params YAML ({/** | node | /ns/node: {ros__parameters: {...}}})."""
-    import yaml
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ValueError(f"{path}: cannot read ROS 2 parameter file: {error}") from error
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping '<node name>: {{ros__parameters: {{...}}}}'")
-    params: dict[str, Any] = {}
-    full_name = f"/{namespace.strip('/')}/{node_name}" if namespace.strip("/") else f"/{node_name}"
-    for key in dict.fromkeys(("/**", node_name, "/" + node_name, full_name, full_name[1:])):  # wildcard first
-        section = data.get(key)
-        if section is None:
-            continue
-        if not isinstance(section, dict) or not isinstance(section.get("ros__parameters"), dict):
-            raise ValueError(f"{path}: section {key!r} must hold a 'ros__parameters' mapping")
-        params.update(_flatten(section["ros__parameters"]))
-    return params
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def parse_node_args(argv: Sequence[str], default_name: str) -> NodeOptions:
-    """Node name, namespace and parameters from a command line, ROS 2 style.
-
-    Accepts what `ros2 run`/launch pass (`--ros-args -r __node:=n -r __ns:=/ns -p k:=v --params-file f.yaml`)
-    and the short form `k:=v` / `k=v`. Later values win; unknown flags are an error naming them.
-    """
-    options = NodeOptions(name=default_name, parameters={})
-    params_files: list[str] = []
-    args = list(argv)
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--ros-args" or arg == "--":
-            i += 1
-            continue
-        if arg in ("-p", "--param", "-r", "--remap", "--params-file", "--log-level"):
-            if i + 1 >= len(args):
-                raise ValueError(f"{arg} needs a value")
-            value = args[i + 1]
-            if arg == "--params-file":
-                params_files.append(value)
-            elif arg == "--log-level":
-                options.log_level = value.split(":")[-1].upper()
-            elif arg in ("-r", "--remap"):
-                key, _, target = value.partition(":=")
-                if key == "__node" or key == "__name":
-                    options.name = target
-                elif key == "__ns":
-                    options.namespace = target
-                else:
-                    raise ValueError(f"remapping {value!r} not supported (only __node:= and __ns:=)")
-            else:
-                key, sep, text = value.partition(":=")
-                if not sep:
-                    raise ValueError(f"parameter {value!r}: expected name:=value")
-                options.parameters[key] = _parse_value(text)
-            i += 2
-            continue
-        if ":=" in arg or ("=" in arg and not arg.startswith("-")):
-            key, _, text = arg.partition(":=") if ":=" in arg else arg.partition("=")
-            options.parameters[key] = _parse_value(text)
-            i += 1
-            continue
-        raise ValueError(f"unexpected argument {arg!r}; expected name:=value, -p name:=value or --params-file FILE")
-    file_params: dict[str, Any] = {}
-    for path in params_files:
-        file_params.update(load_params_file(path, options.name, options.namespace))
-    options.parameters = {**file_params, **options.parameters}  # command-line -p beats files, as in ROS 2
-    return options
+# ---------------------------------------------------------------- start-up options and parameters
+# How a node is started (command line, parameter files, rclpy's parameter types) lives in node_args.py.
+from hardware.transport.node_args import (NodeArgumentError, NodeOptions, coerce_parameter,  # noqa: E402,F401
+                                          load_params_file, parse_node_args)

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from cyclonedds.core import DDSException, GuardCondition, Policy, Qos, ReadCondition, SampleState, ViewState, InstanceState, WaitSet
 from cyclonedds.builtin import BuiltinDataReader, BuiltinTopicDcpsPublication
@@ -27,6 +27,9 @@ from cyclonedds.util import duration
 
 from hardware.log_throttle import ThrottledLog
 from hardware.messages import max_sample_bytes
+from hardware.transport.dds_participant import (Security, domain_config, endpoint_user_data, participant_qos,
+                                                 security_from_env)
+from hardware.transport.node_args import Remap, remap_topic
 from hardware.transport.base import (QOS_DEFAULT, Durability, Executor, Node, NodeOptions, QoS, Reliability,
                                      coerce_parameter, resolve_topic)
 
@@ -51,14 +54,16 @@ def ros_type_name_of_dds(dds_type_name: str) -> str:
     return dds_type_name
 
 
-def dds_qos(qos: QoS) -> Qos:
-    """cyclonedds QoS for a ROS 2 QoS profile; XCDR1 only, as rmw_cyclonedds announces."""
+def dds_qos(qos: QoS, msg_type: type | None = None) -> Qos:
+    """cyclonedds QoS for a ROS 2 QoS profile; XCDR1 only, as rmw_cyclonedds announces. With `msg_type`, the
+    endpoint's USER_DATA carries `typehash=RIHS01_...;` as Jazzy's rmw_cyclonedds writes it."""
     reliability = (Policy.Reliability.Reliable(max_blocking_time=duration(milliseconds=100))
                    if qos.reliability is Reliability.RELIABLE else Policy.Reliability.BestEffort)
     durability = (Policy.Durability.TransientLocal if qos.durability is Durability.TRANSIENT_LOCAL
                   else Policy.Durability.Volatile)
+    user_data = [Policy.Userdata(endpoint_user_data(msg_type))] if msg_type is not None else []
     return Qos(reliability, durability, Policy.History.KeepLast(qos.depth),
-               Policy.DataRepresentation(use_cdrv0_representation=True))
+               Policy.DataRepresentation(use_cdrv0_representation=True), *user_data)
 
 
 def qos_from_dds(qos: Qos) -> QoS:
@@ -107,10 +112,13 @@ class _DomainContext:
     _lock = threading.Lock()
     _contexts: dict[int, "_DomainContext"] = {}
 
-    def __init__(self, domain_id: int, config: str | None):
+    def __init__(self, domain_id: int, config: str | None, security: Security):
         # A Domain object pins the configuration; it must exist before the participant and outlive it. If this
         # process already joined the domain (e.g. a test's own reader), that domain's configuration stays.
+        # Without an explicit config, the domain is configured as a ROS 2 node's would be (discovery variables).
         self.domain = None
+        config = domain_config() if config is None else config
+        qos = participant_qos(security)   # before the domain: a refused security setup leaves nothing behind
         if config is not None:
             try:
                 self.domain = Domain(domain_id, config)
@@ -118,7 +126,8 @@ class _DomainContext:
                 if error.code != DDSException.DDS_RETCODE_PRECONDITION_NOT_MET:
                     raise
         self.domain_id = domain_id
-        self.participant = DomainParticipant(domain_id)
+        self.security = security
+        self.participant = DomainParticipant(domain_id, qos=qos)
         self.topics: dict[str, Topic] = {}
         self.topic_lock = threading.Lock()
         self._publications = None
@@ -134,11 +143,13 @@ class _DomainContext:
             return reader.read(N=100_000, condition=alive)
 
     @classmethod
-    def get(cls, domain_id: int, config: str | None = None) -> "_DomainContext":
+    def get(cls, domain_id: int, config: str | None = None, security: Security = Security()) -> "_DomainContext":
+        """The process's participant on `domain_id`; the first node to join sets its config and enclave (one
+        participant, one enclave per process and domain, as one rclpy context has)."""
         with cls._lock:
             context = cls._contexts.get(domain_id)
             if context is None:
-                context = cls._contexts[domain_id] = cls(domain_id, config)
+                context = cls._contexts[domain_id] = cls(domain_id, config, security)
             return context
 
     def topic(self, name: str, msg_type: type) -> Topic:
@@ -158,7 +169,7 @@ class DdsPublisher:
         self.msg_type = msg_type
         self.qos = qos
         self._writer = DataWriter(node.context.participant, node.context.topic(dds_topic_name(topic), msg_type),
-                                  qos=dds_qos(qos))
+                                  qos=dds_qos(qos, msg_type))
 
     def publish(self, msg) -> None:
         if not isinstance(msg, self.msg_type):
@@ -207,7 +218,7 @@ class DdsSubscription:
         self._logger = node.logger
         self._log = node.throttled_log
         self.reader = DataReader(node.context.participant,
-                                 node.context.topic(dds_topic_name(topic), msg_type), qos=dds_qos(qos))
+                                 node.context.topic(dds_topic_name(topic), msg_type), qos=dds_qos(qos, msg_type))
         self.condition = ReadCondition(self.reader, SampleState.Any | ViewState.Any | InstanceState.Any)
 
     def matched_publishers(self) -> int:
@@ -263,14 +274,18 @@ class DdsTimer:
 
 class DdsNode(Node):
     """A node on a DDS domain. `parameters` are the start-up overrides; `config` a cyclonedds XML (e.g.
-    local_only_config()) applied when this process first joins the domain."""
+    local_only_config()) applied when this process first joins the domain (None: as a ROS 2 node's, from
+    ROS_AUTOMATIC_DISCOVERY_RANGE / ROS_STATIC_PEERS / ROS_LOCALHOST_ONLY and CYCLONEDDS_URI); `remaps` the
+    `-r from:=to` topic rules; `enclave` the SROS2 enclave (with ROS_SECURITY_*, see dds_participant.py)."""
 
     def __init__(self, name: str, namespace: str = "/", parameters: dict[str, Any] | None = None,
-                 domain_id: int | None = None, config: str | None = None):
+                 domain_id: int | None = None, config: str | None = None, remaps: Sequence[Remap] = (),
+                 enclave: str | None = None):
         self.name = name
         self.namespace = namespace
+        self.remaps = list(remaps)
         self.domain_id = default_domain_id() if domain_id is None else domain_id
-        self.context = _DomainContext.get(self.domain_id, config)
+        self.context = _DomainContext.get(self.domain_id, config, security_from_env(enclave))
         self._overrides = dict(parameters or {})
         self._parameters: dict[str, Any] = {}
         self.publishers: list[DdsPublisher] = []
@@ -282,10 +297,11 @@ class DdsNode(Node):
 
     @classmethod
     def from_options(cls, options: NodeOptions, **kwargs) -> "DdsNode":
-        return cls(options.name, options.namespace, options.parameters, **kwargs)
+        return cls(options.name, options.namespace, options.parameters, remaps=options.remaps,
+                   enclave=options.enclave, **kwargs)
 
     def resolve(self, topic: str) -> str:
-        return resolve_topic(topic, self.name, self.namespace)
+        return remap_topic(resolve_topic(topic, self.name, self.namespace), self.remaps, self.name, self.namespace)
 
     def create_publisher(self, msg_type, topic, qos=QOS_DEFAULT):
         publisher = DdsPublisher(self, msg_type, self.resolve(topic), qos)

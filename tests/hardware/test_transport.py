@@ -224,7 +224,7 @@ def test_node_in_another_process_with_ros_args_and_clean_sigterm(domain, tmp_pat
     params = tmp_path / "params.yaml"
     params.write_text("/left/talker2:\n  ros__parameters:\n    rate_hz: 50.0\n    joints: [x, y, z]\n")
     proc = subprocess.Popen([sys.executable, "-c", PUBLISHER_SCRIPT, "--ros-args", "-r", "__node:=talker2",
-                             "-r", "__ns:=/left", "--params-file", str(params), "-p", "rate_hz:=100"],
+                             "-r", "__ns:=/left", "--params-file", str(params), "-p", "rate_hz:=100.0"],
                             env=_env(domain), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         node = DdsNode("listener", domain_id=domain)
@@ -264,13 +264,20 @@ def test_topic_names_resolve_like_rcl():
 
 
 def test_parameters_are_typed_like_rclpy(domain):
-    node = DdsNode("p", parameters={"rate": 20, "mode": "trajectory", "flag": 1, "gains": [1, 2]}, domain_id=domain)
+    """rclpy (node.py _apply_descriptor) refuses an override whose type is not the default's, an integer for a
+    double included; so does the DDS transport, with the same error class on both (a ValueError and TypeError)."""
+    node = DdsNode("p", parameters={"rate": 20.0, "mode": "trajectory", "flag": 1, "gains": [1.0, 2.0], "count": 20,
+                                    "ints": [1, 2]}, domain_id=domain)
     assert node.declare_parameter("rate", 50.0) == 20.0 and isinstance(node.get_parameter("rate"), float)
     assert node.declare_parameter("mode", "forward") == "trajectory"
     assert node.declare_parameter("gains", [0.5]) == [1.0, 2.0]
     assert node.declare_parameter("untouched", 3) == 3
-    with pytest.raises(TypeError, match="parameter p.flag: expected bool"):
+    with pytest.raises(TypeError, match="parameter p.flag: expected BOOL like its default True, got INTEGER 1"):
         node.declare_parameter("flag", True)
+    with pytest.raises(ValueError, match=r"p.count: expected DOUBLE .* got INTEGER 20 \(write it with a decimal"):
+        node.declare_parameter("count", 50.0)
+    with pytest.raises(TypeError, match="p.ints: expected DOUBLE_ARRAY like its default"):
+        node.declare_parameter("ints", [0.5])
     with pytest.raises(KeyError, match="p.nope was not declared"):
         node.get_parameter("nope")
     with pytest.raises(ValueError, match="declared twice"):
@@ -281,8 +288,8 @@ def test_command_line_parsing(tmp_path):
     params = tmp_path / "p.yaml"
     params.write_text("/**:\n  ros__parameters:\n    a: 1\n    b: 2\nnode:\n  ros__parameters:\n"
                       "    b: 3\n    nested: {x: 1.5}\n")
-    options = parse_node_args(["--ros-args", "--params-file", str(params), "-p", "a:=[1, 2]", "c:=hello",
-                               "--log-level", "debug"], "node")
+    options = parse_node_args(["--ros-args", "--params-file", str(params), "-p", "a:=[1, 2]", "--log-level",
+                               "debug", "--", "c:=hello"], "node")
     assert options.parameters == {"a": [1, 2], "b": 3, "nested.x": 1.5, "c": "hello"}
     assert options.log_level == "DEBUG"
     with pytest.raises(ValueError, match="unexpected argument '--bogus'"):

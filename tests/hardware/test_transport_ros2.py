@@ -1,6 +1,9 @@
 """The rclpy adapter without ROS 2: its generic field-by-field conversion, exercised with the rosbags ROS 2
 classes standing in for the rosidl ones (same field names; numpy arrays where rclpy has numpy/array.array),
 and the transport choice. Ros2Node itself needs rclpy and is only checked to fail clearly here."""
+import array
+from dataclasses import fields, is_dataclass
+
 import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_typestore
@@ -12,6 +15,17 @@ from hardware.transport.ros2 import from_ros, to_ros
 from tests.hardware.test_messages import _plain, _random_message
 
 STORE = get_typestore(Stores.ROS2_JAZZY)
+
+
+def _plain_rosidl(value):
+    """_plain, plus array.array (what to_ros hands rosidl for uint8[] fields)."""
+    if isinstance(value, array.array):
+        return value.tolist()
+    if is_dataclass(value):
+        return {f.name: _plain_rosidl(getattr(value, f.name)) for f in fields(value) if not f.name.startswith("__")}
+    if isinstance(value, list):
+        return [_plain_rosidl(v) for v in value]
+    return _plain(value)
 
 
 def rosbags_class(msg_type):
@@ -36,7 +50,7 @@ def test_to_ros_keeps_every_field(msg_type):
                                                           m.ros_type_name(msg_type))))
     theirs = to_ros(ours, rosbags_class)
     assert type(theirs) is rosbags_class(msg_type)
-    assert _plain(theirs) == _plain(ours)
+    assert _plain_rosidl(theirs) == _plain(ours)
     assert from_ros(theirs, msg_type) == ours
 
 
