@@ -67,15 +67,20 @@ class RerunView:
     """One Rerun recording of a run. Call the log_* methods as things happen; `close()` at the end.
 
     Interface for training/eval loops (robot_rl/train.py, evaluate.py):
-        view = RerunView("train panda-reach", rrd=run_folder / "view.rrd")
+        view = RerunView("train panda-reach", rrd=run_folder / "view.rrd", obs_layout=env_info.obs_layout,
+                         joint_names=env_info.joint_names)
         view.log_step(step, env_index, obs, action, reward, info)   # after each env.step; obs/info as the env's
         view.log_plan(step, env_index, actions, tool_path=None)       # the planner's chosen sequence, (H, A)
         view.close()
-    `obs` is the environment's observation dict ("state", "pixels"), numpy arrays; `info` may carry "success",
-    "ee_pos"/"tool", "goal", "object_pos", "joint_positions", "joint_targets", "joint_names", "safety".
+    `obs` is the environment's observation dict ("state", "pixels"), numpy arrays (the observation after the
+    step); `info` may carry "success", "ee_pos"/"tool", "goal", "object_pos", "joint_positions",
+    "joint_targets", "joint_names", "safety" (given ones win over those read from the state by obs_layout).
     """
 
-    def __init__(self, application: str, rrd: str | Path | None = None, connect: bool | None = None):
+    def __init__(self, application: str, rrd: str | Path | None = None, connect: bool | None = None,
+                 obs_layout: Sequence[tuple[str, int]] | None = None, joint_names: Sequence[str] | None = None):
+        """`obs_layout` ([(name, size), ...] of the state vector, as EnvInfo.obs_layout) lets log_step read the
+        joint positions, tool point, goal and object out of obs["state"]; `joint_names` names the joints."""
         import rerun as rr
 
         self.rr = rr
@@ -92,6 +97,23 @@ class RerunView:
         self.live = live
         self._named: set[str] = set()
         self._safety: dict[int, str] = {}
+        self.layout: dict[str, slice] = {}
+        start = 0
+        for name, size in obs_layout or ():
+            self.layout[name] = slice(start, start + int(size))
+            start += int(size)
+        self.joint_names = [j for j in joint_names or () if "finger" not in j] or None
+
+    def state_fields(self, state) -> dict:
+        """The info fields log_step shows, read out of a state vector by the observation layout."""
+        if not self.layout or state is None:
+            return {}
+        state = np.asarray(state, dtype=np.float64).reshape(-1)
+        pick = {"joint_positions": "arm_qpos", "ee_pos": "ee_pos", "goal": "goal_pos", "object_pos": "object_pos"}
+        out = {key: state[self.layout[part]] for key, part in pick.items() if part in self.layout}
+        if self.joint_names and len(self.joint_names) == len(out.get("joint_positions", ())):
+            out["joint_names"] = self.joint_names
+        return out
 
     # ------------------------------------------------------------------ time
     def set_time(self, step: int | None = None, time_ns: int | None = None) -> None:
@@ -155,7 +177,7 @@ class RerunView:
     def log_step(self, step: int, env_index: int, obs: Mapping[str, np.ndarray] | None, action, reward: float,
                  info: Mapping | None = None) -> None:
         """One environment step of environment `env_index` at global step `step`."""
-        info = info or {}
+        info = {**self.state_fields(obs.get("state") if obs is not None else None), **(info or {})}
         prefix = f"env/{env_index}"
         self.set_time(step=step)
         if obs is not None and obs.get("pixels") is not None:

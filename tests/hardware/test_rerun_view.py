@@ -119,3 +119,28 @@ def test_joint_recording_is_logged_as_time_series(tmp_path):
     path = view.close()
     assert {"/env/0/joints/position", "/env/0/joints/target"} <= entity_paths(path)
     assert rows(path, "/env/0/joints/position") == len(t) and rows(path, "/env/0/joints/target") == len(t[::5])
+
+
+def test_a_simulated_episode_through_log_step(tmp_path):
+    """The interface train/eval use, on a real MuJoCo panda-reach episode driven by the scripted expert: the
+    joints, tool point and goal come out of the state vector by the observation layout."""
+    from robot_rl.envs import make_env
+    from sim.experts import Expert
+
+    env, info = make_env("panda-reach", "state+pixels", seed=0, render_size=32)
+    view = RerunView("train panda-reach", rrd=tmp_path / "train.rrd", connect=False, obs_layout=info.obs_layout,
+                     joint_names=info.joint_names)
+    expert = Expert(env, seed=0)
+    obs, _ = env.reset(seed=0)
+    for step in range(12):
+        action = expert(env)
+        obs, reward, terminated, truncated, step_info = env.step(action)
+        view.log_step(step, 0, obs, action, reward, step_info)
+    env.close()
+    fields = view.state_fields(obs["state"])
+    np.testing.assert_allclose(fields["goal"], env.unwrapped.goal, atol=1e-6)
+    assert fields["joint_names"] == [f"panda_joint{i}" for i in range(1, 8)]
+    path = view.close()
+    assert {"/env/0/camera", "/env/0/joints/position", "/env/0/scene/tool", "/env/0/scene/goal", "/env/0/reward",
+            "/env/0/success", "/env/0/action"} <= entity_paths(path)
+    assert rows(path, "/env/0/scene/tool") == 12
