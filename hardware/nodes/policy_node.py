@@ -154,6 +154,7 @@ class PolicyNode:
         self.last_tick = None
         self.estop_reasons: list[str] = []
         self.awaiting_sources = self.estop_sources is not None
+        self.status_since_ns = None    # node clock when the current safety status began
 
         # The e-stop first: the DDS executor drains readers in the order they were created.
         if self.estop_sources is not None:
@@ -327,6 +328,8 @@ class PolicyNode:
             log = self.node.logger.info if safe.status in NORMAL else self.node.logger.warning
             self.log(log, f"status:{safe.status.value}",
                      f"safety: {safe.status.value}{': ' + safe.detail if safe.detail else ''}")
+        if safe.status != self.last_status:
+            self.status_since_ns = now
         self.last_status = safe.status
         if safe.positions is None:
             return False
@@ -385,6 +388,7 @@ class PolicyNode:
                 "compute_ms_p50": pct(self.compute_s, 50), "compute_ms_p99": pct(self.compute_s, 99),
                 "obs_age_ms_p50": pct(self.age_s, 50), "obs_age_ms_p99": pct(self.age_s, 99),
                 "status": self.last_status.value if self.last_status else None,
+                "status_since_ns": self.status_since_ns,
                 "estop_latched": self.safety.estop_latched, "estop_reasons": self.estop_reasons,
                 "safety": dict(self.safety.counters), "limits": dict(self.safety.limit_counters),
                 "dropped_samples": self.node.dropped_samples(), "velocity_estimated": self.joint_input.estimated}
