@@ -34,6 +34,7 @@ from calibration.command_errors import CommandError
 from calibration.recording_io import DEFAULT_COMMAND_TOPIC, JOINT_STATES_TOPIC
 
 _FORWARD_TOPIC = re.compile(r"^/([A-Za-z_][A-Za-z0-9_]*)/commands$")
+_TRAJECTORY_TOPIC = re.compile(r"^/([A-Za-z_][A-Za-z0-9_]*)/joint_trajectory$")
 
 
 class ExcitationAborted(CommandError):
@@ -52,6 +53,10 @@ class DdsRun:
     ramp_velocity: float = 0.3                # rad/s, peak joint speed of the ramp to the start
     hold_s: float = 0.5                       # at rest before and after the excitation
     max_tracking_error: float = 0.3           # rad, |measured - commanded| beyond this: stop
+    # On a joint_trajectory topic each command is a one-point trajectory whose header stamp is its scheduled
+    # instant + lead_s: the controller starts it then (as joint_trajectory_controller does), so when a command
+    # takes effect no longer depends on when a busy computer got round to sending or receiving it.
+    lead_s: float = 0.1
     storage: str = "mcap"
     log: object = field(default=print, repr=False)
 
@@ -93,10 +98,15 @@ def _node_env(domain_id: int, local_only: bool) -> tuple[dict, str | None]:
 
 
 def _sim_command(run: DdsRun, robot_name: str, state_hz: float, command_hz: float, configs: Path) -> list[str]:
-    controller = _FORWARD_TOPIC.match(run.command_topic).group(1)
+    forward = _FORWARD_TOPIC.match(run.command_topic)
+    controller = (forward or _TRAJECTORY_TOPIC.match(run.command_topic)).group(1)
+    which = "forward_controller" if forward else "trajectory_controller"
     argv = [sys.executable, "-m", "hardware.nodes.sim_robot_node", "--ros-args", "--params-file",
             str(configs / "sim_robot.yaml"), "-p", f"robot:={robot_name}", "-p", f"rate_hz:={float(state_hz)}",
-            "-p", f"forward_controller:={controller}", "-p", f"params_control_hz:={float(command_hz)}"]
+            "-p", f"{which}:={controller}", "-p", f"params_control_hz:={float(command_hz)}",
+            # Catch up however late a busy computer runs the sim (in bursts) instead of freezing its physics:
+            # dropped periods would be time the recording says passed and the arm did not move through.
+            "-p", f"max_catch_up:={int(round(5.0 * state_hz))}"]
     if run.sim_params:
         argv += ["-p", f"params_file:={Path(run.sim_params).resolve()}"]
     return argv
@@ -111,9 +121,12 @@ def _recorder_command(run: DdsRun, output: Path, configs: Path) -> list[str]:
 def check(run: DdsRun, output: Path) -> None:
     if run.arm not in ("sim", "real"):
         raise CommandError(f"dds_arm={run.arm!r}: expected 'sim' (start sim_robot_node) or 'real'")
-    if run.arm == "sim" and not _FORWARD_TOPIC.match(run.command_topic):
+    if run.arm == "sim" and not (_FORWARD_TOPIC.match(run.command_topic)
+                                 or _TRAJECTORY_TOPIC.match(run.command_topic)):
         raise CommandError(f"command_topic={run.command_topic!r}: sim_robot_node listens on "
-                           "/<forward_controller>/commands")
+                           "/<forward_controller>/commands and /<trajectory_controller>/joint_trajectory")
+    if not run.lead_s >= 0:
+        raise CommandError(f"lead_s={run.lead_s}: expected >= 0")
     if run.sim_params and not Path(run.sim_params).is_file():
         raise CommandError(f"real_params={run.sim_params!r}: file not found")
     if run.sim_params and run.arm != "sim":
@@ -167,7 +180,14 @@ def run_excitation(run: DdsRun, robot, commands: np.ndarray, command_hz: float, 
     node.create_subscription(m.JointState, JOINT_STATES_TOPIC, on_state, QOS_DEFAULT)
     if run.arm == "sim":
         node.create_subscription(m.String, "/sim_robot/task_state", on_task, QOS_DEFAULT)
-    publisher = node.create_publisher(m.Float64MultiArray, run.command_topic, QOS_DEFAULT)
+    stamped = bool(_TRAJECTORY_TOPIC.match(run.command_topic))
+    publisher = node.create_publisher(m.JointTrajectory if stamped else m.Float64MultiArray, run.command_topic,
+                                      QOS_DEFAULT)
+
+    def command(target: np.ndarray, start_ns: int = 0):
+        if stamped:
+            return m.joint_trajectory(robot.arm_joints, target, 0.0, stamp_ns=start_ns)
+        return m.float64_multi_array(target)
     executor = DdsExecutor([node])
     processes: dict[str, subprocess.Popen] = {}
     published, jitter = 0, []
@@ -211,6 +231,7 @@ def run_excitation(run: DdsRun, robot, commands: np.ndarray, command_hz: float, 
             f"of commands at {command_hz:g} Hz (ramp, hold, excitation, hold)")
         period = 1.0 / command_hz
         t0 = time.monotonic() + period
+        t0_ns = node.now_ns() + int(round((period + run.lead_s) * 1e9))    # command k's start on the node clock
         for k, target in enumerate(schedule):
             deadline = t0 + k * period
             while (left := deadline - time.monotonic()) > 0:
@@ -218,12 +239,12 @@ def run_excitation(run: DdsRun, robot, commands: np.ndarray, command_hz: float, 
             reason = _doubt(latest, target if k == 0 else schedule[k - 1], run, dead())
             if reason:
                 if "q" in latest and "sim_robot" not in dead():
-                    publisher.publish(m.float64_multi_array(latest["q"]))   # stop where the arm is
+                    publisher.publish(command(latest["q"]))   # stop where the arm is, at once (stamp 0)
                 raise ExcitationAborted(f"excitation stopped after {k} of {len(schedule)} commands: {reason}")
             jitter.append(abs(time.monotonic() - deadline) * 1e3)
-            publisher.publish(m.float64_multi_array(target))
+            publisher.publish(command(target, t0_ns + int(round(k * period * 1e9))))
             published += 1
-        executor.spin_until(lambda: False, 2 * period)   # the last commands reach the recorder
+        executor.spin_until(lambda: False, 2 * period + run.lead_s)   # the last commands reach the arm and recorder
         codes = stop_processes({"recorder": processes.pop("recorder")}, log)
         recorder_stopped = True
         if codes["recorder"] not in (0, -2):

@@ -48,14 +48,18 @@ class Config:
     run_on: str = "sim"                  # sim | none | dds
     real_params: str = ""                # run_on=sim, or dds with dds_arm=sim: the simulated arm's hidden parameters
     dds_arm: str = "sim"                 # run_on=dds: sim (start sim_robot_node) | real (the arm's ros2_control runs)
-    command_topic: str = "/forward_position_controller/commands"   # run_on=dds: forward controller's topic
+    # run_on=dds: the forward position controller's topic, or a joint_trajectory_controller's
+    # (/<controller>/joint_trajectory: commands as stamped one-point trajectories, exact timing; README "sysid")
+    command_topic: str = "/forward_position_controller/commands"
     domain_id: int = -1                  # run_on=dds: -1 = ROS_DOMAIN_ID (0 when unset)
     local_only: bool = True              # run_on=dds: keep DDS on loopback (false: the robot's network)
     state_timeout_s: float = 20.0        # run_on=dds: wait this long for /joint_states
     ramp_velocity: float = 0.3           # run_on=dds: rad/s, peak speed of the ramp from the measured pose
     max_tracking_error: float = 0.3      # run_on=dds: rad; beyond it the motion stops
+    lead_s: float = 0.1                  # run_on=dds on a joint_trajectory topic: stamped start after sending
     recording: str = ""                  # rosbag2 folder to write; empty: <out without suffix>_recording
     storage: str = "mcap"                # mcap | sqlite3
+    replay: str = ""                     # a saved excitation.yaml to play as it is (no new design)
     view: str = ""                       # rerun: show the recording (joint positions, targets) in Rerun
     view_rrd: str = ""                   # view=rerun: .rrd file; empty: <out without suffix>_view.rrd
 
@@ -102,6 +106,27 @@ def load_design(path: str | Path):
     return traj, experiment, np.asarray(raw["q_rest"], float), str(raw["robot"])
 
 
+def _replay(path: Path, robot):
+    """A saved design's content (its record rewritten when played again), trajectory, experiment and rest pose."""
+    import yaml
+
+    try:
+        traj, experiment, q_rest, robot_name = load_design(path)
+    except (ValueError, KeyError, TypeError) as err:
+        raise CommandError(f"replay={path}: {err}") from None
+    if robot_name != robot.name:
+        raise CommandError(f"replay={path}: designed for robot {robot_name!r}, not {robot.name!r}")
+    unknown = [j for j in traj.joint_names if j not in robot.arm_joints]
+    if unknown or q_rest.shape != (robot.n_arm,):
+        raise CommandError(f"replay={path}: joints {unknown} / rest pose of {q_rest.size} values do not fit "
+                           f"{robot.name}'s arm joints {list(robot.arm_joints)}")
+    content = yaml.safe_load(path.read_text())
+    for key in ("recording", "dds"):
+        content.pop(key, None)
+    content["replayed_from"] = str(path)
+    return content, traj, experiment, q_rest
+
+
 def run(config: Config) -> int:
     import sys
 
@@ -139,49 +164,56 @@ def _run(config: Config) -> int:
                                         command_topic=config.command_topic, domain_id=config.domain_id,
                                         local_only=config.local_only, state_timeout_s=config.state_timeout_s,
                                         ramp_velocity=config.ramp_velocity,
-                                        max_tracking_error=config.max_tracking_error, storage=config.storage)
+                                        max_tracking_error=config.max_tracking_error, lead_s=config.lead_s,
+                                        storage=config.storage)
         dds_excitation.check(dds_run, target)     # before the design: bad settings fail at once
-    base = load_params(config.params) if config.params else None
-    arm = ArmModel(robot, base_params=base)
-    joints = tuple(j.strip() for j in config.joints.split(",") if j.strip()) or robot.arm_joints
-    kinds = tuple(k.strip() for k in config.kinds.split(",") if k.strip())
-    unknown = [j for j in joints if j not in robot.arm_joints]
-    if unknown:
-        raise CommandError(f"joints={config.joints!r}: {unknown} are not arm joints of {robot.name}: "
-                          f"{list(robot.arm_joints)}")
-    priors = arm.default_priors(joints, kinds, config.payload)
-    q_rest = np.asarray(robot.home_qpos, float)
-    experiment = excitation.Experiment(command_hz=config.command_hz, state_hz=config.state_hz,
-                                       duration_s=config.duration_s)
-    limits = _subset_limits(robot, joints, q_rest, config)
-    start = time.time()
-    result = excitation.design(
-        arm, priors, joints, q_rest, experiment, limits, config.n_harmonics, config.base_freq_hz,
-        config.population, config.generations, config.criterion, config.seed, active=config.design == "active",
-        n_threads=config.threads,
-        progress=lambda g, f: print(f"generation {g}: best {config.criterion} {f:.4g} ({time.time() - start:.0f} s)"))
-    content = {"format": FORMAT, "version": VERSION, "robot": robot.name, "design": config.design,
-               "criterion": {"kind": config.criterion, "value": result.criterion,
-                             "best_random": result.random_criterion, "history": result.history,
-                             "evaluations": result.evaluations},
-               "parameters": [p.name for p in priors], "q_rest": q_rest.tolist(),
-               "experiment": {"command_hz": experiment.command_hz, "state_hz": experiment.state_hz,
-                              "duration_s": experiment.duration_s},
-               "trajectory": result.trajectory.to_dict(), "design_seconds": round(time.time() - start, 2)}
-    print(f"design: {config.criterion} {result.criterion:.4g} (best random start {result.random_criterion:.4g}), "
-          f"{result.evaluations} candidates in {time.time() - start:.1f} s")
+    if config.replay:
+        content, trajectory, experiment, q_rest = _replay(Path(config.replay), robot)
+        print(f"replaying {config.replay} as designed ({content['design']}, {experiment.duration_s:g} s)")
+    else:
+        base = load_params(config.params) if config.params else None
+        arm = ArmModel(robot, base_params=base)
+        joints = tuple(j.strip() for j in config.joints.split(",") if j.strip()) or robot.arm_joints
+        kinds = tuple(k.strip() for k in config.kinds.split(",") if k.strip())
+        unknown = [j for j in joints if j not in robot.arm_joints]
+        if unknown:
+            raise CommandError(f"joints={config.joints!r}: {unknown} are not arm joints of {robot.name}: "
+                              f"{list(robot.arm_joints)}")
+        priors = arm.default_priors(joints, kinds, config.payload)
+        q_rest = np.asarray(robot.home_qpos, float)
+        experiment = excitation.Experiment(command_hz=config.command_hz, state_hz=config.state_hz,
+                                           duration_s=config.duration_s)
+        limits = _subset_limits(robot, joints, q_rest, config)
+        start = time.time()
+        result = excitation.design(
+            arm, priors, joints, q_rest, experiment, limits, config.n_harmonics, config.base_freq_hz,
+            config.population, config.generations, config.criterion, config.seed, active=config.design == "active",
+            n_threads=config.threads,
+            progress=lambda g, f: print(f"generation {g}: best {config.criterion} {f:.4g} "
+                                        f"({time.time() - start:.0f} s)"))
+        content = {"format": FORMAT, "version": VERSION, "robot": robot.name, "design": config.design,
+                   "criterion": {"kind": config.criterion, "value": result.criterion,
+                                 "best_random": result.random_criterion, "history": result.history,
+                                 "evaluations": result.evaluations},
+                   "parameters": [p.name for p in priors], "q_rest": q_rest.tolist(),
+                   "experiment": {"command_hz": experiment.command_hz, "state_hz": experiment.state_hz,
+                                  "duration_s": experiment.duration_s},
+                   "trajectory": result.trajectory.to_dict(), "design_seconds": round(time.time() - start, 2)}
+        print(f"design: {config.criterion} {result.criterion:.4g} (best random start {result.random_criterion:.4g}), "
+              f"{result.evaluations} candidates in {time.time() - start:.1f} s")
+        trajectory = result.trajectory
     if config.run_on == "sim":
         from calibration.recording_io import write_recording
         from calibration.simulated_arm import run_commands
 
-        commands = excitation.commands_for(result.trajectory, experiment, q_rest, robot.arm_joints)
+        commands = excitation.commands_for(trajectory, experiment, q_rest, robot.arm_joints)
         recording = run_commands(robot, commands, experiment.command_hz,
                                  params=config.real_params or None, state_hz=experiment.state_hz, seed=config.seed)
         write_recording(target, recording, storage=config.storage)
         content["recording"] = str(target)
         print(f"recorded {recording.duration_s:.1f} s on the simulated arm to {target}")
     if config.run_on == "dds":
-        commands = excitation.commands_for(result.trajectory, experiment, q_rest, robot.arm_joints)
+        commands = excitation.commands_for(trajectory, experiment, q_rest, robot.arm_joints)
         played = dds_excitation.run_excitation(dds_run, robot, commands, experiment.command_hz,
                                                experiment.state_hz, target)
         content["recording"] = str(target)

@@ -2,12 +2,23 @@
 joint recordings with MuJoCo's system-identification toolbox (mujoco.sysid).
 
 Per joint: damping, armature, friction loss and the position gain kp; globally the payload mass and the action
-latency (whole control steps, chosen as the best of a short fit per candidate); link inertias stay at the
-description's values (priors that make armature identifiable). 95 % confidence intervals come from the
-Jacobian at the optimum (sysid.calculate_intervals) and become the domain-randomisation ranges of the
-parameters file. The fit is checked on held-out data: separate recordings (`holdout=`) or the last
-`holdout_fraction` of each recording. A report folder holds sysid's HTML report and a PNG of measured against
-simulated joint trajectories (before and after the fit) on fit and held-out data.
+latency; link inertias stay at the description's values (priors that make armature identifiable).
+
+Time: joint states carry the instant they were measured (header stamp), commands their bag (receive) stamp.
+A command acts at the first controller tick at or after its stamp + the delay (ros2_control applies the latest
+command in its update; the ticks are the joint-state grid unless tick_s= says otherwise). The delay is the
+latency in whole command periods (the best of a short fit per candidate) plus a sub-step offset (transport and
+scheduling, scored in half ticks at that short fit's parameters).
+
+95 % intervals come from a Newey-West sandwich covariance at the optimum (residuals of a fit are correlated
+over many samples; the white-noise interval is far too narrow) and become the domain-randomisation ranges of
+the parameters file; a parameter whose interval spans more than a tenth of its prior's box is reported as not
+determined by the data. The fit is checked on held-out data (`holdout=` recordings or the last
+`holdout_fraction` of each): a fit that does not predict them better than the prior is reported as FAILED
+(exit status 3) and writes no parameters file unless force=true. The report folder holds an offline
+report.html (images inline), trajectories.png (positions, velocities and residuals per joint, prior and fitted,
+fit and held-out data), intervals.png and summary.txt (values, intervals, what is not determined, warnings
+such as parameters at their bounds).
 """
 from __future__ import annotations
 
@@ -41,14 +52,24 @@ class Config:
     max_latency: int = 3                   # action latency candidates 0..max_latency (control steps)
     control_hz: float = 20.0               # the environment's control rate: unit of action_latency
     command_topic: str = ""                # empty: the one command topic in the recording
-    use_velocity: bool = True              # fit joint velocities as well as positions
+    # Joint velocities in the residual as well as positions. Off by default: a velocity right after a command
+    # step changes fast, so a few ms of timing error between the command's bag stamp and the instant it took
+    # effect weigh far more in velocities than in positions (measured on DDS recordings, README "sysid").
+    use_velocity: bool = False
     observe: str = ""                      # joints whose data enter the fit; empty: the fitted joints
+    tick_s: float = 0.0                    # the robot's controller period (commands apply on it); 0: state period
+    offset_ticks: int = 4                  # sub-step time offsets searched: +-offset_ticks ticks, half-tick steps
     max_iters: int = 30
     physics_dt: float = 0.002
     threads: int = 1
+    force: bool = False                    # write the parameters even when the fit fails its held-out check
     html_report: bool = True
     view: str = ""                         # rerun: measured vs simulated joints (prior, fitted) in Rerun
     view_rrd: str = ""                     # view=rerun: .rrd file; empty: <report folder>/fit.rrd
+
+
+class FitFailed(CommandError):
+    """The fitted parameters do not predict held-out data better than the prior's: nothing is written."""
 
 
 @dataclass
@@ -72,11 +93,30 @@ class FitResult:
     fit_rmse: dict[str, float] = field(default_factory=dict)       # joint-position RMSE before/after, fit data
     holdout_rmse: dict[str, float] = field(default_factory=dict)   # the same on held-out data
     seconds: float = 0.0
+    offset_s: float = 0.0                      # sub-step time offset found beyond the whole latency steps
+    offset_costs: dict[float, float] = field(default_factory=dict)
+    identifiable: dict[str, bool] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    interval_inflation: float = 1.0            # HAC / white-noise interval width (residual autocorrelation)
     sysid: dict = field(default_factory=dict)  # objects for the report
+
+    @property
+    def delay_s(self) -> float:
+        return self.latency_steps * self.command_period_s + self.offset_s
+
+    @property
+    def improved(self) -> bool:
+        """Does the fit predict the held-out data (the fit data when there is none) better than the prior?"""
+        rmse = self.holdout_rmse or self.fit_rmse
+        return rmse["fitted"] < rmse["prior"]
 
 
 def command_period(recording: JointRecording) -> float:
     return float(np.median(np.diff(recording.command_stamps))) * 1e-9
+
+
+def state_period(recording: JointRecording) -> float:
+    return float(np.median(np.diff(recording.state_stamps))) * 1e-9
 
 
 def split(recording: JointRecording, fraction: float) -> tuple[Segment, Segment | None]:
@@ -90,7 +130,21 @@ def split(recording: JointRecording, fraction: float) -> tuple[Segment, Segment 
     return Segment("fit", recording, 0, cut), Segment("holdout", recording, cut, n)
 
 
-def _sequence_arrays(arm: ArmModel, seg: Segment, latency_s: float, use_velocity: bool,
+@dataclass(frozen=True)
+class Timing:
+    """When a recorded command acts on the arm: its bag stamp + `delay_s`, then the first controller tick at or
+    after that (ros2_control applies the latest command in its update; joint states are read on the same
+    ticks, so the ticks are the joint-state stamps' grid unless `tick_s` says otherwise)."""
+    delay_s: float
+    tick_s: float = 0.0          # 0: the joint-state period of the segment's recording
+
+    def applied(self, seg: Segment, command_t: np.ndarray) -> np.ndarray:
+        tick = self.tick_s or state_period(seg.recording)
+        t = command_t + self.delay_s
+        return np.ceil(t / tick - 1e-6) * tick
+
+
+def _sequence_arrays(arm: ArmModel, seg: Segment, timing: Timing, use_velocity: bool,
                      observed: tuple[str, ...]):
     """(initial state, control TimeSeries, measured TimeSeries) of a segment, times in s from its start.
     Only `observed` joints enter the residual: sysid normalises each signal by its own size, which would
@@ -103,14 +157,18 @@ def _sequence_arrays(arm: ArmModel, seg: Segment, latency_s: float, use_velocity
     nstep = int(np.ceil(times[-1] / arm.physics_dt - 1e-9))
     t_end = nstep * arm.physics_dt
     # Held commands as knots of a piecewise-linear signal (sysid interpolates controls linearly).
-    cmd_t = (rec.command_stamps - t0) * 1e-9 + latency_s
+    cmd_t = timing.applied(seg, (rec.command_stamps - t0) * 1e-9)
     before = cmd_t <= 0.0
     start_value = rec.command[np.flatnonzero(before)[-1]] if before.any() else rec.position[seg.start]
     knots_t, knots_v = [0.0], [start_value]
-    for t, value in zip(cmd_t[(cmd_t > 0.0) & (cmd_t < t_end)], rec.command[(cmd_t > 0.0) & (cmd_t < t_end)]):
+    inside = (cmd_t > 0.0) & (cmd_t < t_end)
+    for t, value in zip(cmd_t[inside], rec.command[inside]):
         if t - KNOT_EPS_S > knots_t[-1]:
             knots_t.append(t - KNOT_EPS_S)
             knots_v.append(knots_v[-1])
+        if t <= knots_t[-1]:            # two commands on one tick: the later one is what the controller holds
+            knots_v[-1] = value
+            continue
         knots_t.append(t)
         knots_v.append(value)
     knots_t.append(t_end)
@@ -133,12 +191,12 @@ def _sequence_arrays(arm: ArmModel, seg: Segment, latency_s: float, use_velocity
     return state0, control, measured
 
 
-def _model_sequences(arm: ArmModel, segments: list[Segment], latency_s: float, use_velocity: bool,
+def _model_sequences(arm: ArmModel, segments: list[Segment], timing: Timing, use_velocity: bool,
                      observed: tuple[str, ...]):
     from mujoco import sysid
 
     spec = arm.spec()
-    arrays = [_sequence_arrays(arm, seg, latency_s, use_velocity, observed) for seg in segments]
+    arrays = [_sequence_arrays(arm, seg, timing, use_velocity, observed) for seg in segments]
     return sysid.ModelSequences("arm", spec, [f"{s.name}{i}" for i, s in enumerate(segments)],
                                 [a[0] for a in arrays], [a[1] for a in arrays], [a[2] for a in arrays],
                                 allow_missing_sensors=True)
@@ -180,6 +238,11 @@ def _optimize(params, residual_fn, priors: list[Prior], max_iters: int, log: io.
                               xtol=1e-12, ftol=1e-12, gtol=1e-12)
 
 
+def _cost(residual_fn, params) -> float:
+    residuals, _, _ = residual_fn(params.as_vector(), params)
+    return float(np.sum(np.concatenate(residuals) ** 2))
+
+
 def _position_rmse(residual_fn, params, x, n_joints: int) -> float:
     """Joint-position RMSE (rad) of the simulation against the measurements at parameter vector x."""
     _, preds, records = residual_fn(x, params, return_pred_all=True)
@@ -187,59 +250,143 @@ def _position_rmse(residual_fn, params, x, n_joints: int) -> float:
     return float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))
 
 
+def hac_intervals(residuals: np.ndarray, jac: np.ndarray, n_signals: int, alpha: float = 0.05,
+                  max_lag: int | None = None) -> tuple[np.ndarray, float, int]:
+    """95 % half-widths of least-squares parameters from a Newey-West (HAC) sandwich covariance.
+
+    The textbook interval s^2 (J^T J)^-1 assumes independent residuals; what a fit leaves (model error, timing
+    error, filtered sensors) is correlated over many samples, which makes those intervals far too narrow.
+    The sandwich (J^T J)^-1 Omega (J^T J)^-1 with Omega the Bartlett-weighted autocovariance of the per-sample
+    scores J_t^T r_t (Newey and West, Econometrica 55(3), 1987) holds for correlated residuals and any
+    weighting. Rows of `residuals`/`jac` are (sample, signal) in sample-major order. The lag window reaches
+    where the residuals' mean autocorrelation has died out (at least 1, at most a fifth of the samples).
+    Returns (half-widths, width inflation over the white-noise interval, lag window); inf where J^T J has a
+    null direction the parameter takes part in (not identifiable from these data)."""
+    from scipy import stats
+
+    r = residuals.reshape(-1, n_signals)
+    g = (jac.reshape(r.shape[0], n_signals, -1) * r[:, :, None]).sum(axis=1)      # (T, P) per-sample scores
+    n, p = g.shape
+    if max_lag is None:
+        centred = r - r.mean(axis=0)
+        var = np.maximum((centred ** 2).sum(axis=0), 1e-300)
+        max_lag = 1
+        limit = max(1, n // 5)
+        while max_lag < limit:
+            rho = np.mean((centred[max_lag:] * centred[:-max_lag]).sum(axis=0) / var)
+            if rho < 0.05:
+                break
+            max_lag += 1
+    omega = g.T @ g
+    for lag in range(1, max_lag + 1):
+        gamma = g[lag:].T @ g[:-lag]
+        omega += (1.0 - lag / (max_lag + 1)) * (gamma + gamma.T)
+    h = jac.T @ jac
+    lamb, v = np.linalg.eigh(h)
+    keep = lamb > 1e-12 * max(lamb.max(), 1e-300)
+    h_pinv = (v[:, keep] / lamb[keep]) @ v[:, keep].T
+    cov = h_pinv @ omega @ h_pinv
+    z = stats.norm.ppf(1 - alpha / 2)
+    half = z * np.sqrt(np.maximum(np.diag(cov), 0.0))
+    null = np.any(np.abs(v[:, ~keep]) > 1e-6, axis=1) if (~keep).any() else np.zeros(p, bool)
+    half[null] = np.inf
+    s2 = float(residuals @ residuals) / max(residuals.size - p, 1)
+    white = z * np.sqrt(np.maximum(s2 * np.diag(h_pinv), 1e-300))
+    finite = np.isfinite(half)
+    inflation = float(np.median(half[finite] / white[finite])) if finite.any() else 1.0
+    return half, inflation, max_lag
+
+
+IDENTIFIABLE_FRACTION = 0.1    # a 95 % interval narrower than this share of the prior's box: determined
+
+
 def fit(arm: ArmModel, priors: list[Prior], fit_segments: list[Segment], holdout_segments: list[Segment],
-        max_latency: int = 3, max_iters: int = 30, use_velocity: bool = True, threads: int = 1,
-        latency_iters: int = 4, observed: tuple[str, ...] | None = None, progress=print) -> FitResult:
-    """`observed`: joints whose positions (and velocities) enter the residual; default all arm joints."""
+        max_latency: int = 3, max_iters: int = 30, use_velocity: bool = False, threads: int = 1,
+        latency_iters: int = 4, observed: tuple[str, ...] | None = None, tick_s: float = 0.0,
+        offset_ticks: int = 4, progress=print) -> FitResult:
+    """`observed`: joints whose positions (and velocities) enter the residual; default all arm joints.
+
+    Time alignment: a short fit per whole number of command periods of latency picks the latency; then
+    sub-step offsets (+-offset_ticks controller ticks in half ticks: transport and scheduling delays of a
+    recording whose command stamps are receive times) are scored at that short fit's parameters; the full fit
+    runs at the best total delay."""
     from mujoco import sysid
 
     start = time.time()
     logging.getLogger("absl").setLevel(logging.ERROR)       # sysid warns about the sensors we do not model
     period = command_period(fit_segments[0].recording)
+    tick = tick_s or state_period(fit_segments[0].recording)
     observed = tuple(observed or arm.robot.arm_joints)
     n_joints = len(observed)
+    n_signals = n_joints * (2 if use_velocity and fit_segments[0].recording.velocity is not None else 1)
     log = io.StringIO()
-    # Latency: a short fit per whole number of command periods, then the full fit at the best one.
+
+    def sequences_at(delay: float, segments=fit_segments):
+        return _model_sequences(arm, segments, Timing(delay, tick_s), use_velocity, observed)
+
     costs, starts = {}, {}
     for latency in range(max_latency + 1):
-        sequences = _model_sequences(arm, fit_segments, latency * period, use_velocity, observed)
         params = _parameter_dict(priors).move_off_bounds()
-        residual_fn = _residual_fn(arm, sequences, threads)
         if max_latency == 0:
             costs[latency], starts[latency] = 0.0, params
             break
+        residual_fn = _residual_fn(arm, sequences_at(latency * period), threads)
         opt, _ = _optimize(params, residual_fn, priors, latency_iters, log)
-        residuals, _, _ = residual_fn(opt.as_vector(), opt)
-        costs[latency] = float(np.sum(np.concatenate(residuals) ** 2))
-        starts[latency] = opt
+        costs[latency], starts[latency] = _cost(residual_fn, opt), opt
         progress(f"latency {latency} command periods: cost {costs[latency]:.6g}")
     latency = min(costs, key=costs.get)
-    sequences = _model_sequences(arm, fit_segments, latency * period, use_velocity, observed)
+    offset_costs = {}
+    for k in range(-2 * offset_ticks, 2 * offset_ticks + 1):
+        offset = 0.5 * k * tick
+        if latency * period + offset < 0:
+            continue
+        offset_costs[round(offset, 9)] = _cost(_residual_fn(arm, sequences_at(latency * period + offset), threads),
+                                               starts[latency])
+    offset = min(offset_costs, key=offset_costs.get) if offset_costs else 0.0
+    if offset_costs:
+        progress(f"time offset {offset * 1e3:+.1f} ms beyond {latency} command periods: cost "
+                 f"{offset_costs[offset]:.6g} (at 0: {offset_costs.get(0.0, float('nan')):.6g})")
+    delay = latency * period + offset
+    sequences = sequences_at(delay)
     residual_fn = _residual_fn(arm, sequences, threads)
     initial = _parameter_dict(priors)
     opt, result = _optimize(starts[latency].copy(), residual_fn, priors, max_iters, log)
     residuals, _, _ = residual_fn(opt.as_vector(), opt)
-    # Intervals in units of each prior's scale (sysid treats eigenvalues below 1e-15 of the largest as zero,
-    # which raw units spanning kp ~ 1e3 and armature ~ 1e-1 would trip), then back to SI units.
+    residuals = np.concatenate(residuals)
+    # Intervals in units of each prior's scale (raw units spanning kp ~ 1e3 and armature ~ 1e-1 would make
+    # J^T J's eigenvalues useless), then back to SI units.
     scales = np.array([p.scale for p in priors])
-    _, intervals = sysid.calculate_intervals(residuals, result.jac * scales)
-    intervals = intervals * scales
+    half_scaled, inflation, lag = hac_intervals(residuals, result.jac * scales, n_signals)
+    intervals = half_scaled * scales
     names = [p.name for p in priors]
     values = {n: float(opt[n].value[0]) for n in names}
     half = {n: float(h) for n, h in zip(names, intervals)}
+    identifiable = {p.name: bool(np.isfinite(half[p.name])
+                                 and 2 * half[p.name] < IDENTIFIABLE_FRACTION * (p.high - p.low)) for p in priors}
+    warnings = []
+    for p in priors:
+        v = values[p.name]
+        if v <= p.low + 1e-3 * (p.high - p.low) or v >= p.high - 1e-3 * (p.high - p.low):
+            warnings.append(f"{p.name} = {v:.4g} is at its bound [{p.low:.4g}, {p.high:.4g}]: the data pull it "
+                            f"outside the prior's box, or it is not determined")
+    if latency == max_latency and max_latency > 0:
+        warnings.append(f"latency at its largest candidate ({max_latency} command periods): raise max_latency")
+    if offset_costs and abs(offset) >= offset_ticks * tick - 1e-12:
+        warnings.append(f"time offset {offset * 1e3:+.1f} ms at the edge of the search: raise offset_ticks")
     # Observation noise: what is left of the position residual at the optimum, in radians.
     obs_noise = _position_rmse(residual_fn, opt, opt.as_vector(), n_joints)
     fit_rmse = {"prior": _position_rmse(residual_fn, initial, initial.as_vector(), n_joints), "fitted": obs_noise}
     holdout_rmse, holdout_fn = {}, None
     if holdout_segments:
-        holdout_seq = _model_sequences(arm, holdout_segments, latency * period, use_velocity, observed)
-        holdout_fn = _residual_fn(arm, holdout_seq, threads)
+        holdout_fn = _residual_fn(arm, sequences_at(delay, holdout_segments), threads)
         holdout_rmse = {"prior": _position_rmse(holdout_fn, initial, initial.as_vector(), n_joints),
                         "fitted": _position_rmse(holdout_fn, opt, opt.as_vector(), n_joints)}
     return FitResult(values, half, priors, latency, costs, period, obs_noise, fit_rmse, holdout_rmse,
-                     time.time() - start,
-                     sysid={"observed": observed, "sequences": sequences, "initial": initial, "opt": opt, "result": result,
-                            "residual_fn": residual_fn, "holdout_fn": holdout_fn, "log": log.getvalue()})
+                     time.time() - start, offset, offset_costs, identifiable, warnings, inflation,
+                     sysid={"observed": observed, "sequences": sequences, "initial": initial, "opt": opt,
+                            "result": result, "residual_fn": residual_fn, "holdout_fn": holdout_fn,
+                            "log": log.getvalue(), "hac_lag": lag, "tick_s": tick,
+                            "velocity": n_signals > n_joints})
 
 
 def to_robot_params(result: FitResult, robot: str, base=None, control_hz: float = 20.0):
@@ -257,6 +404,99 @@ def to_robot_params(result: FitResult, robot: str, base=None, control_hz: float 
     entries["action_latency"] = Parameter(float(latency))
     entries["obs_noise"] = Parameter(float(result.obs_noise))
     return RobotParams(robot, entries, "calibration.fit")
+
+
+def _trajectory_figure(result: FitResult, path: Path) -> None:
+    """Per joint: measured vs simulated positions (prior and fitted), velocities, and the fitted residual,
+    on fit and held-out data."""
+    import matplotlib.pyplot as plt
+
+    s = result.sysid
+    observed = s["observed"]
+    n = len(observed)
+    panels = [("fit", s["residual_fn"])] + ([("held-out", s["holdout_fn"])] if s["holdout_fn"] else [])
+    fig, axes = plt.subplots(n, 3 * len(panels), figsize=(5 * 3 * len(panels), 1.6 * n), squeeze=False,
+                             sharex="col")
+    for col, (title, fn) in enumerate(panels):
+        _, prior_pred, records = fn(s["initial"].as_vector(), s["initial"], return_pred_all=True)
+        _, fitted_pred, _ = fn(s["opt"].as_vector(), s["opt"], return_pred_all=True)
+        rec, p0, p1 = records[0][0], prior_pred[0][0], fitted_pred[0][0]
+        for j in range(n):
+            ax_q, ax_v, ax_r = axes[j, 3 * col], axes[j, 3 * col + 1], axes[j, 3 * col + 2]
+            ax_q.plot(rec.times, rec.data[:, j], "k", lw=1.2, label="measured")
+            ax_q.plot(p0.times, p0.data[:, j], "r--", lw=0.9, label="prior sim")
+            ax_q.plot(p1.times, p1.data[:, j], "b", lw=0.9, label="fitted sim")
+            if s["velocity"]:
+                measured_v, prior_v, fitted_v = rec.data[:, n + j], p0.data[:, n + j], p1.data[:, n + j]
+            else:   # velocities are not in the residual: differences of the positions, the same for all three
+                measured_v, prior_v, fitted_v = (np.gradient(x.data[:, j], x.times) for x in (rec, p0, p1))
+            ax_v.plot(rec.times, measured_v, "k", lw=0.8)
+            ax_v.plot(p0.times, prior_v, "r--", lw=0.7)
+            ax_v.plot(p1.times, fitted_v, "b", lw=0.7)
+            ax_r.plot(rec.times, (rec.data[:, j] - p1.data[:, j]) * 1e3, "b", lw=0.6)
+            ax_r.plot(rec.times, (rec.data[:, j] - p0.data[:, j]) * 1e3, "r", lw=0.4, alpha=0.5)
+            ax_q.set_ylabel(observed[j].replace("panda_", ""), fontsize=7)
+            for ax in (ax_q, ax_v, ax_r):
+                ax.tick_params(labelsize=6)
+        axes[0, 3 * col].set_title(f"{title}: positions (rad)", fontsize=9)
+        axes[0, 3 * col + 1].set_title(f"{title}: velocities (rad/s)", fontsize=9)
+        axes[0, 3 * col + 2].set_title(f"{title}: residual measured - sim (mrad)", fontsize=9)
+        for k in range(3):
+            axes[-1, 3 * col + k].set_xlabel("time (s)", fontsize=8)
+    axes[0, 0].legend(fontsize=6, loc="upper right")
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def _interval_figure(result: FitResult, path: Path) -> None:
+    """Fitted value and 95 % interval of each parameter relative to its prior value, grey where the data do
+    not determine it."""
+    import matplotlib.pyplot as plt
+
+    priors = result.priors
+    fig, ax = plt.subplots(figsize=(7, 0.22 * len(priors) + 1.0))
+    for i, p in enumerate(priors):
+        ref = p.nominal if p.nominal > 0 else p.scale
+        value, half = result.values[p.name] / ref, result.half_widths[p.name] / ref
+        color = "b" if result.identifiable[p.name] else "0.6"
+        lo, hi = (p.low / ref, p.high / ref) if not np.isfinite(half) else (value - half, value + half)
+        ax.plot([lo, hi], [i, i], color=color, lw=2)
+        ax.plot(value, i, "o", color=color, ms=3)
+    ax.axvline(1.0, color="r", lw=0.6, ls="--")
+    ax.set_yticks(range(len(priors)))
+    ax.set_yticklabels([p.name.replace("panda_", "") for p in priors], fontsize=6)
+    ax.set_xscale("log")
+    ax.set_xlabel("fitted / prior value (95 % interval; grey: not determined by the data)", fontsize=8)
+    ax.invert_yaxis()
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def _save_figure(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def summary_lines(result: FitResult) -> list[str]:
+    lines = [f"fit time {result.seconds:.1f} s; latency {result.latency_steps} command periods "
+             f"({result.latency_steps * result.command_period_s * 1e3:.0f} ms) + time offset "
+             f"{result.offset_s * 1e3:+.1f} ms; latency costs {result.latency_costs}",
+             f"joint-position RMSE on fit data: {result.fit_rmse}", f"on held-out data: {result.holdout_rmse}",
+             f"intervals: Newey-West, lag window {result.sysid.get('hac_lag')} samples, "
+             f"{result.interval_inflation:.2f}x the white-noise width", "",
+             f"{'parameter':<28}{'prior':>12}{'fitted':>12}{'95% +-':>12}  determined"]
+    lines += [f"{p.name:<28}{p.nominal:>12.4g}{result.values[p.name]:>12.4g}{result.half_widths[p.name]:>12.3g}  "
+              f"{'yes' if result.identifiable[p.name] else 'NO'}" for p in result.priors]
+    undetermined = [p.name for p in result.priors if not result.identifiable[p.name]]
+    if undetermined:
+        lines += ["", f"not determined by these data (interval wider than {IDENTIFIABLE_FRACTION:.0%} of the "
+                      f"prior's box): {', '.join(undetermined)}"]
+    lines += ["", "warnings:"] + [f"  {w}" for w in result.warnings or ["none"]]
+    return lines
 
 
 def view_fit(view, result: FitResult) -> None:
@@ -279,58 +519,39 @@ def view_fit(view, result: FitResult) -> None:
 
 
 def write_report(result: FitResult, arm: ArmModel, folder: Path, html: bool = True) -> list[Path]:
-    """PNG of measured vs simulated joint positions (prior and fitted; fit and held-out data), a text summary,
-    and sysid's HTML report."""
+    """PNGs of measured vs simulated joint trajectories (positions, velocities, residuals; prior and fitted;
+    fit and held-out data) and of the parameter intervals, a text summary and, with `html`, a self-contained
+    report.html (images inline: readable offline)."""
+    import base64
+    import html as html_lib
+
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    s = result.sysid
-    observed = s["observed"]
-    n = len(observed)
-    panels = [("fit", s["residual_fn"])] + ([("held-out", s["holdout_fn"])] if s["holdout_fn"] else [])
-    fig, axes = plt.subplots(n, len(panels), figsize=(6 * len(panels), 1.6 * n), squeeze=False, sharex="col")
-    for col, (title, fn) in enumerate(panels):
-        _, prior_pred, records = fn(s["initial"].as_vector(), s["initial"], return_pred_all=True)
-        _, fitted_pred, _ = fn(s["opt"].as_vector(), s["opt"], return_pred_all=True)
-        rec, p0, p1 = records[0][0], prior_pred[0][0], fitted_pred[0][0]
-        for j in range(n):
-            ax = axes[j, col]
-            ax.plot(rec.times, rec.data[:, j], "k", lw=1.2, label="measured")
-            ax.plot(p0.times, p0.data[:, j], "r--", lw=0.9, label="prior sim")
-            ax.plot(p1.times, p1.data[:, j], "b", lw=0.9, label="fitted sim")
-            ax.set_ylabel(observed[j].replace("panda_", ""), fontsize=7)
-            ax.tick_params(labelsize=6)
-        axes[0, col].set_title(f"{title} data: joint positions (rad)", fontsize=9)
-        axes[-1, col].set_xlabel("time (s)", fontsize=8)
-    axes[0, 0].legend(fontsize=6, loc="upper right")
-    fig.tight_layout()
-    png = folder / "trajectories.png"
-    tmp = folder / ".trajectories.png.tmp"
-    fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    tmp.replace(png)
-    written.append(png)
+    trajectories, intervals = folder / "trajectories.png", folder / "intervals.png"
+    _trajectory_figure(result, trajectories)
+    _interval_figure(result, intervals)
+    lines = summary_lines(result)
     summary = folder / "summary.txt"
-    lines = [f"fit time {result.seconds:.1f} s; latency {result.latency_steps} command periods "
-             f"({result.latency_steps * result.command_period_s * 1e3:.0f} ms); costs {result.latency_costs}",
-             f"joint-position RMSE on fit data: {result.fit_rmse}", f"on held-out data: {result.holdout_rmse}", "",
-             f"{'parameter':<28}{'prior':>12}{'fitted':>12}{'95% +-':>12}"]
-    lines += [f"{p.name:<28}{p.nominal:>12.4g}{result.values[p.name]:>12.4g}{result.half_widths[p.name]:>12.3g}"
-              for p in result.priors]
-    lines += ["", "optimizer log:", s["log"]]
-    _atomic_text(summary, "\n".join(lines) + "\n")
-    written.append(summary)
+    _atomic_text(summary, "\n".join(lines + ["", "optimizer log:", result.sysid["log"]]) + "\n")
+    written = [trajectories, intervals, summary]
     if html:
-        from mujoco import sysid
+        def img(path: Path) -> str:
+            return f'<img src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
 
-        sysid.default_report([s["sequences"]], s["initial"], s["opt"], s["residual_fn"], s["result"],
-                             title=f"{arm.robot.name} system identification", save_path=folder,
-                             build_model=_build_model_fn(arm), generate_videos=False)
-        written.append(folder / "report.html")
+        status = ("<p style='color:#060'>The fit predicts the held-out data better than the prior.</p>"
+                  if result.improved else
+                  "<p style='color:#b00'><b>FAILED:</b> the fit does not predict the held-out data better than "
+                  "the prior.</p>")
+        page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{arm.robot.name} system identification"
+                f"</title><style>body{{font-family:sans-serif;margin:1em}} img{{max-width:100%}}</style></head>"
+                f"<body><h1>{arm.robot.name} system identification</h1>{status}"
+                f"<pre>{html_lib.escape(chr(10).join(lines))}</pre><h2>Parameter intervals</h2>{img(intervals)}"
+                f"<h2>Measured and simulated joint trajectories</h2>{img(trajectories)}</body></html>")
+        report = folder / "report.html"
+        _atomic_text(report, page)
+        written.append(report)
     return written
 
 
@@ -362,6 +583,9 @@ def run(config: Config) -> int:
 
     try:
         return _run(config)
+    except FitFailed as err:
+        print(f"robot-rl sysid fit: {err}", file=sys.stderr)
+        return 3
     except (CommandError, RecordingError, ParamsError, RobotConfigError) as err:
         print(f"robot-rl sysid fit: {err}", file=sys.stderr)
         return 2
@@ -396,10 +620,9 @@ def _run(config: Config) -> int:
     holdout_segments += [Segment("holdout", h, 0, len(h.state_stamps)) for h in holdouts]
     observed = tuple(_paths(config.observe)) or joints
     result = fit(arm, priors, fit_segments, holdout_segments, config.max_latency, config.max_iters,
-                 config.use_velocity, config.threads, observed=observed)
-    params = to_robot_params(result, robot.name, base, config.control_hz)
+                 config.use_velocity, config.threads, observed=observed, tick_s=config.tick_s,
+                 offset_ticks=config.offset_ticks)
     out = Path(config.out)
-    save_params(params, out)
     report = Path(config.report) if config.report else out.with_name(out.stem + "_report")
     write_report(result, arm, report, config.html_report)
     if config.view:
@@ -408,10 +631,24 @@ def _run(config: Config) -> int:
         view = open_view(config.view, "sysid fit", config.view_rrd or report / "fit.rrd")
         view_fit(view, result)
         print(f"view: {view.close() or 'streamed to the Rerun viewer'}")
-    print(f"wrote {out} and {report}/ in {result.seconds:.1f} s fit time")
+    print("\n".join(summary_lines(result)[:4]))
     print(f"joint-position RMSE, fit data: prior {result.fit_rmse['prior']:.4g} -> fitted "
           f"{result.fit_rmse['fitted']:.4g} rad")
     if result.holdout_rmse:
         print(f"joint-position RMSE, held-out data: prior {result.holdout_rmse['prior']:.4g} -> fitted "
               f"{result.holdout_rmse['fitted']:.4g} rad")
+    undetermined = [p.name for p in result.priors if not result.identifiable[p.name]]
+    if undetermined:
+        print(f"not determined by these data: {', '.join(undetermined)}")
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    if not result.improved and not config.force:
+        which = "held-out" if result.holdout_rmse else "fit"
+        rmse = result.holdout_rmse or result.fit_rmse
+        raise FitFailed(f"FAILED: the fitted parameters predict the {which} data no better than the prior "
+                        f"(joint RMSE {rmse['prior']:.4g} -> {rmse['fitted']:.4g} rad); {out} NOT written "
+                        f"(force=true writes it anyway); see {report}/")
+    save_params(to_robot_params(result, robot.name, base, config.control_hz), out)
+    print(f"wrote {out} and {report}/ in {result.seconds:.1f} s fit time"
+          + ("" if result.improved else " (forced: the fit did not beat the prior)"))
     return 0

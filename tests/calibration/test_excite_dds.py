@@ -109,7 +109,7 @@ def test_bad_dds_settings_are_refused_before_the_design(tmp_path, capsys):
     base = ["sysid", "excite", f"out={tmp_path / 'e.yaml'}", "run_on=dds"]
     assert main(base + ["dds_arm=robot"]) == 2
     assert "dds_arm='robot': expected 'sim'" in capsys.readouterr().err
-    assert main(base + ["command_topic=/arm/joint_trajectory"]) == 2
+    assert main(base + ["command_topic=/arm/positions"]) == 2
     assert "sim_robot_node listens on /<forward_controller>/commands" in capsys.readouterr().err
     assert main(base + [f"real_params={tmp_path / 'nope.yaml'}"]) == 2
     assert "nope.yaml'" in capsys.readouterr().err
