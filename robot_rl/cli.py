@@ -19,7 +19,7 @@ from robot_rl.overrides import ConfigError, build, load_yaml, parse_pairs
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("robot_rl.train", "train an agent in simulation (TD-MPC2, MoDem with demos=...)"),
     "eval": ("robot_rl.evaluate", "evaluate a checkpoint: mean return and success rate"),
-    "demos": ("robot_rl.demos", "collect scripted-expert demonstrations, or convert a recording"),
+    "demos": ("robot_rl.demos", "scripted-expert demos, or convert a recording or LeRobot dataset (format=lerobot)"),
     "export": ("robot_rl.export", "export a checkpoint to a policy bundle (ONNX policy + planner)"),
     "deploy": ("hardware.deploy", "run a bundle on a robot over DDS (no ROS 2 needed)"),
     "view": ("hardware.rerun_view", "play a rosbag2 recording in Rerun (an .rrd file when no viewer runs)"),
@@ -33,8 +33,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def usage() -> str:
     lines = ["usage: robot-rl <command> key=value ...", "", "commands:"]
-    lines += [f"  {name:<14} {help_}" for name, (_, help_) in COMMANDS.items()]
-    lines += ["", "`robot-rl <command> --help` lists a command's keys and defaults."]
+    width = max(len(name) for name in COMMANDS)
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "`robot-rl <command> --help` lists a command's keys and defaults; `robot-rl sysid --help` (a group)",
+              "lists its subcommands."]
     return "\n".join(lines)
 
 
