@@ -128,7 +128,8 @@ def convert_recording(recordings: str, task: str, obs: str = "state", render_siz
     from robot_rl.envs import make_env
 
     rec = rec or RecordingConfig()
-    env, info = make_env(task, obs, render_size=render_size)
+    # a recording's commands are joint targets: its actions are the joint space's (train with action=joint)
+    env, info = make_env(task, obs, render_size=render_size, action="joint")
     if info.obs_layout is None:
         raise RecordingError(f"task={task!r}: recordings convert for the sim/ arm tasks only")
     base = env.unwrapped
@@ -338,7 +339,7 @@ def convert_lerobot(path: str | Path, task: str, obs: str = "", render_size: int
     rec = rec or RecordingConfig()
     where = Path(path) / INFO
     data = read_lerobot(path, max_episodes)
-    probe, info = make_env(task, "state", render_size=render_size)
+    probe, info = make_env(task, "state", render_size=render_size, action="joint")   # joint-target deltas
     probe.close()
     if info.obs_layout is None:
         raise RecordingError(f"task={task!r}: LeRobot datasets convert for the sim/ arm tasks only")
@@ -358,7 +359,7 @@ def convert_lerobot(path: str | Path, task: str, obs: str = "", render_size: int
         if not obs:
             raise RecordingError(f"{where}: task {task!r} needs {sorted(needs & {'goal_pos', 'object_pos'})} in "
                                  f"the state and the dataset has no video feature; pass rec.goal=[x,y,z]")
-    env, info = make_env(task, obs, render_size=render_size)
+    env, info = make_env(task, obs, render_size=render_size, action="joint")
     base = env.unwrapped
     robot = base.robot
     arm = list(robot.arm_joints)

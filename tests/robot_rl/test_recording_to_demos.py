@@ -31,7 +31,8 @@ def record_expert_episode(path: Path, seed=4, image_size=48, jitter=True, drop_f
     import sim
     from sim.experts import Expert
 
-    env = gym.make(sim.env_id("pick", sparse=True), obs_type="state+pixels", render_size=image_size)
+    env = gym.make(sim.env_id("pick", sparse=True), obs_type="state+pixels", render_size=image_size,
+                   action="joint")   # a recording's actions are joint-target deltas
     base = env.unwrapped
     robot = base.robot
     expert = Expert(env)
@@ -156,7 +157,7 @@ def test_replaying_converted_actions_in_sim_succeeds(recording):
 
     path, episode = recording
     _, (demo,) = convert_recording(str(path), TASK, "state", 64, rec_config(episode))
-    env = gym.make(sim.env_id("pick", sparse=True))
+    env = gym.make(sim.env_id("pick", sparse=True), action="joint")
     env.reset(seed=4)
     for a in demo.action:
         info = env.step(a)[4]
