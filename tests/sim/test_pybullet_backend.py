@@ -257,7 +257,7 @@ def test_gymnasium_env_runs_on_pybullet():
 def test_episode_does_not_depend_on_the_one_before(backend):
     """Same seed and actions give the same trajectory whatever ran before (Bullet keeps contact caches)."""
     env = gym.make("robot_rl/panda-push-v0", backend=backend)
-    actions = np.random.default_rng(0).uniform(-1, 1, (25, 8)).astype(np.float32)
+    actions = np.random.default_rng(0).uniform(-1, 1, (25, *env.action_space.shape)).astype(np.float32)
 
     def rollout(seed):
         obs, _ = env.reset(seed=seed)
