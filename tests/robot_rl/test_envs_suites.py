@@ -51,6 +51,7 @@ def test_metaworld_renders_offscreen():
     assert obs["pixels"].shape == (3, 16, 16) and obs["pixels"].dtype == np.uint8 and obs["pixels"].std() > 0
     obs, *_ = env.step(np.ones(4, np.float32))
     assert obs["state"].shape == (39,) and info.obs_spec["pixels"] == ((3, 16, 16), "uint8")
+    env.close()  # the GL context goes now, not at exit after another library may have ended the EGL display
 
 
 def test_unknown_metaworld_task_names_close_matches():
