@@ -2,7 +2,9 @@
 panda-push and a DeepMind Control task, several seeds. Writes a CSV (one row per evaluation) and a PNG.
 
 Runs on a CPU with the CPU preset (robot_rl/presets/cpu_small.yaml: small model, cheap planner); pass
-`--preset ''` and larger `--steps` for the paper's settings on a GPU.
+`--preset ''` and larger `--steps` for the paper's settings on a GPU. The grid runs through `robot_rl.sweep` (one Ray
+task per run, as many at once as `--cpus` allows; `--address` for a cluster); finished runs are skipped and killed
+ones resume when the same command runs again.
 
     python benchmarks/learning_curves.py --tasks panda-reach,panda-push,dmc:cartpole-swingup \
         --seeds 1,2 --steps 3000 --eval-every 500 --out benchmarks/results/learning_curves
@@ -13,7 +15,6 @@ import argparse
 import csv
 import os
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,8 +23,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 def main() -> None:
-    from robot_rl.overrides import build, load_yaml
-    from robot_rl.train import Config, train
+    from robot_rl.overrides import load_yaml
+    from robot_rl.sweep import check_grid, execute, make_run, results
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", default="panda-reach,panda-push,dmc:cartpole-swingup")
@@ -33,6 +34,8 @@ def main() -> None:
     ap.add_argument("--eval-episodes", type=int, default=5)
     ap.add_argument("--preset", default=str(ROOT / "robot_rl/presets/cpu_small.yaml"))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cpus", type=int, default=0, help="CPUs of the local Ray (0: all); one run per CPU")
+    ap.add_argument("--address", default="", help="a Ray cluster (auto, host:port, ray://...) instead")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/learning_curves"))
     args = ap.parse_args()
 
@@ -42,21 +45,14 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     preset = load_yaml(args.preset) if args.preset else {}
-    rows = []
-    for task, n_steps in zip(tasks, steps):
-        for seed in [int(s) for s in args.seeds.split(",")]:
-            run_dir = out / "runs" / f"{task.replace(':', '_')}-s{seed}"
-            cfg = build(Config, preset, {"task": task, "seed": seed, "steps": n_steps, "out": str(run_dir),
-                                         "eval_every": args.eval_every, "eval_episodes": args.eval_episodes,
-                                         "threads": args.threads, "progress": False, "tensorboard": False,
-                                         "checkpoint_every": 0})
-            t0 = time.perf_counter()
-            train(cfg)
-            minutes = (time.perf_counter() - t0) / 60
-            with (run_dir / "eval.csv").open() as f:
-                for r in csv.DictReader(f):
-                    rows.append({"task": task, "seed": seed, "step": int(r["step"]), "return": float(r["return"]),
-                                 "success": float(r["success"]), "wall_min": round(minutes, 2)})
+    runs = [make_run(task, "tdmpc2", seed, {"preset": preset, "benchmark": {
+                "steps": n_steps, "eval_every": args.eval_every, "eval_episodes": args.eval_episodes,
+                "threads": args.threads, "tensorboard": False, "checkpoint_every": args.eval_every}}, out)
+            for task, n_steps in zip(tasks, steps) for seed in [int(s) for s in args.seeds.split(",")]]
+    check_grid(runs)
+    rows = [{"task": r["task"], "seed": r["seed"], "step": r["step"], "return": r["return"], "success": r["success"],
+             "wall_min": round(r["train_s"] / 60, 2)}
+            for r in results(execute(runs, address=args.address, local_cpus=args.cpus))]
     with (out / "learning_curves.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()

@@ -24,7 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from robot_rl.overrides import build, flatten, to_dict
 from robot_rl.sweep_config import METHODS, Config, Resources
@@ -48,6 +48,7 @@ class Run:
     seed: int
     train: dict[str, Any]                                  # its full robot_rl.train.Config, as to_dict writes it
     labels: dict[str, str] = field(default_factory=dict)   # further grid axes (e.g. obs), columns of the results
+    resources: Resources = field(default_factory=Resources)  # what the run holds while it trains
     cwd: str = field(default_factory=os.getcwd)           # relative paths in `train` are relative to this folder
 
     @property
@@ -82,7 +83,7 @@ def task_error(task: str) -> str | None:
 
 
 def make_run(task: str, method: str, seed: int, layers: dict[str, dict[str, Any]], out: str | Path,
-             labels: dict[str, str] | None = None) -> Run:
+             labels: dict[str, str] | None = None, resources: Resources | None = None) -> Run:
     """A run whose train config is `layers` (source name -> keys, later ones win) plus its task, seed and folder.
     Raises SweepError naming the run and the key when the config does not build."""
     labels = dict(labels or {})
@@ -93,7 +94,7 @@ def make_run(task: str, method: str, seed: int, layers: dict[str, dict[str, Any]
         check_config(cfg)
     except ValueError as err:
         raise SweepError(f"run {name}: {err}") from None
-    return Run(name, task, method, seed, to_dict(cfg), labels)
+    return Run(name, task, method, seed, to_dict(cfg), labels, resources or Resources())
 
 
 def check_grid(runs: list[Run]) -> None:
@@ -150,7 +151,8 @@ def plan(config: Config) -> list[Run]:
                 if not Path(keys["demos"]).is_dir():
                     raise SweepError(f"demos={config.demos!r}: {keys['demos']} is not a folder (task {task})")
             for seed in config.seeds:
-                runs.append(make_run(task, method, seed, {"train.*": base, f"method {method}": keys}, config.out))
+                runs.append(make_run(task, method, seed, {"train.*": base, f"method {method}": keys}, config.out,
+                                     resources=config.resources))
     check_grid(runs)
     return runs
 
@@ -164,16 +166,14 @@ def finished(run: Run) -> dict | None:
     return marker if marker.get("train") == run.train else None
 
 
-def train_run(run: Run, setup: Callable[[], None] | None = None) -> dict:
+def train_run(run: Run) -> dict:
     """One run, inside a Ray worker: train (resuming from the folder's checkpoint), then write done.json last."""
     from robot_rl.train import train
 
     os.chdir(run.cwd)  # a Ray worker starts elsewhere; the run's paths are the driver's
-    if setup is not None:
-        setup()
     run.folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with (run.folder / "log.txt").open("a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    with (run.folder / "log.txt").open("a", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         result = train(build(TrainConfig, run.train, sources=(f"run {run.name}",)))
     if result is None:
         raise SweepError(f"run {run.name}: training refused to start; see {run.folder / 'log.txt'}")
@@ -197,19 +197,16 @@ def connect(address: str = "", local_cpus: int = 0) -> bool:
         except ConnectionError as err:
             raise SweepError(f"address={address!r}: {err} (is `ray start --head` running there?)") from None
     else:
-        ray.init(num_cpus=local_cpus or None, include_dashboard=False)
+        ray.init(address="local", num_cpus=local_cpus or None, include_dashboard=False)  # never a running cluster
     return True
 
 
-def execute(runs: list[Run], address: str = "", local_cpus: int = 0, resources: Resources | None = None,
-            setup: Callable[[], None] | None = None, progress: bool = True) -> list[dict]:
+def execute(runs: list[Run], address: str = "", local_cpus: int = 0, progress: bool = True) -> list[dict]:
     """Run every unfinished run as a Ray task; the done.json of every run, in the order of `runs`.
-    `setup` runs in each worker before training (e.g. registering Gymnasium ids a benchmark defines).
     Raises SweepError naming the runs that failed, after the others have finished."""
     import ray
     from tqdm import tqdm
 
-    resources = resources or Resources()
     markers = {r.name: finished(r) for r in runs}
     todo = [r for r in runs if markers[r.name] is None]
     failures = []
@@ -217,8 +214,8 @@ def execute(runs: list[Run], address: str = "", local_cpus: int = 0, resources: 
         started = connect(address, local_cpus)
         try:
             task = ray.remote(train_run)
-            pending = {task.options(name=r.name, num_cpus=resources.cpus, num_gpus=resources.gpus,
-                                    max_retries=2).remote(r, setup): r for r in todo}
+            pending = {task.options(name=r.name, num_cpus=r.resources.cpus, num_gpus=r.resources.gpus,
+                                    max_retries=2).remote(r): r for r in todo}
             with tqdm(total=len(runs), initial=len(runs) - len(todo), desc="sweep", unit="run",
                       disable=not progress, dynamic_ncols=True) as bar:
                 while pending:
@@ -355,7 +352,7 @@ def run(config: Config) -> int:
     runs = plan(config)
     done = sum(finished(r) is not None for r in runs)
     print(f"sweep: {len(runs)} runs ({done} already finished) -> {config.out}")
-    markers = execute(runs, config.address, config.local_cpus, config.resources, progress=config.progress)
+    markers = execute(runs, config.address, config.local_cpus, progress=config.progress)
     aggregate(markers, config.out, config.metric)
     print(table(results(markers), config.metric))
     print(f"wrote {Path(config.out) / 'sweep.csv'}, sweep.png, sweep.md")
