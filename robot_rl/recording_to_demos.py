@@ -235,9 +235,16 @@ def _convert_one(path: Path, base, info, obs: str, rec) -> DemoEpisode:
             raise RecordingError(f"{path}: no camera image within {dt * 1e-6:.0f} ms of control step {k} "
                                  f"(nearest {gap_ns[k] * 1e-6:.0f} ms away)")
         images = [frames[i][1] for i in nearest]
-    goal = np.asarray(rec.goal, float) if len(rec.goal) else None
+    goal = _config_goal(rec)
     return episode_from_trajectory(str(path), base, info, obs, q, qd, w, targets, gap, goal, obj, images,
                                    rec.success_steps)
+
+
+def _config_goal(rec) -> np.ndarray | None:
+    goal = np.asarray(rec.goal, float) if len(rec.goal) else None
+    if goal is not None and goal.shape != (3,):
+        raise RecordingError(f"rec.goal={list(rec.goal)}: expected 3 numbers (m, robot base frame)")
+    return goal
 
 
 def episode_from_trajectory(where: str, base, info, obs: str, q: np.ndarray, qd: np.ndarray, w: np.ndarray,
@@ -268,8 +275,6 @@ def episode_from_trajectory(where: str, base, info, obs: str, q: np.ndarray, qd:
     # task state per tick (object from the pose topic, goal from the config)
     ee = np.stack([base.physics.forward_kinematics(qi)[:3] for qi in q])
     needs = {name for name, _ in info.obs_layout}
-    if goal is not None and goal.shape != (3,):
-        raise RecordingError(f"{where}: goal {list(goal)}: expected 3 numbers (m, robot base frame; rec.goal=)")
     missing = sorted(({"goal_pos"} & needs if goal is None else set()) |
                      ({"object_pos"} & needs if obj is None else set()))
     state = None
@@ -393,8 +398,7 @@ def convert_lerobot(path: str | Path, task: str, obs: str = "", render_size: int
             act = ep.action[:-1].astype(np.float64)   # the last frame's action leads past the recording
             targets = act[:, absolute] if absolute is not None else q[:1] + np.cumsum(act[:, delta], axis=0)
             gap = act[:, gap_at] if gap_at is not None else None
-            goal = (ep.env_state[0, goal_index].astype(np.float64) if goal_index is not None
-                    else np.asarray(rec.goal, float) if len(rec.goal) else None)
+            goal = ep.env_state[0, goal_index].astype(np.float64) if goal_index is not None else _config_goal(rec)
             images = list(ep.images) if "pixels" in obs else None
             episodes.append(episode_from_trajectory(label, base, info, obs, q, qd, w, targets, gap, goal, None,
                                                     images, rec.success_steps))

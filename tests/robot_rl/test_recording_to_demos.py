@@ -178,6 +178,24 @@ def test_round_trip_through_robot_rl_demos(recording, tmp_path):
     assert meta.pixel_shape == [3, 40, 40] and len(eps) == 1 and eps[0].success[-1]
 
 
+def test_recording_converts_to_a_lerobot_dataset(recording, tmp_path):
+    from robot_rl.cli import main
+    from robot_rl.demo_dataset import load_demos
+
+    path, episode = recording
+    goal = ",".join(f"{g:.6f}" for g in episode["goal"])
+    out = tmp_path / "teleop_lerobot"
+    assert main(["demos", f"recording={path}", f"task={TASK}", f"out={out}", "obs=state+pixels", "render_size=64",
+                 "rec.object_topic=/object_pose", f"rec.goal=[{goal}]", "format=lerobot"]) == 0
+    assert (out / "meta/info.json").is_file() and list((out / "videos").rglob("*.mp4"))
+    meta, (demo,) = load_demos(out)
+    _, (direct,) = convert_recording(str(path), TASK, "state+pixels", 64, rec_config(episode))
+    assert meta.source == f"recording:{path}" and demo.success[-1]
+    np.testing.assert_array_equal(demo.action, direct.action)
+    np.testing.assert_allclose(demo.state, direct.state, atol=1e-5)   # the goal went through "%.6f" on the CLI
+    assert np.abs(demo.pixels.astype(int) - direct.pixels).mean() < 4.0
+
+
 def test_pixels_only_without_object_pose(recording):
     path, _ = recording
     meta, (demo,) = convert_recording(str(path), TASK, "pixels", 24, RecordingConfig(success_steps=3))
