@@ -70,7 +70,11 @@ def run_node(default_name: str, logic: Callable[[Node], Any], argv: Sequence[str
         return 0
     if options.log_level:
         logging.getLogger().setLevel(options.log_level)
-    node = create_node(options, transport)
+    try:
+        node = create_node(options, transport)
+    except ValueError as error:   # e.g. ROS_SECURITY_* asking for what this DDS cannot do (dds_participant.py)
+        print(f"{executable}: error: {error}", file=sys.stderr)
+        return 1
     executor = create_executor(node)
     previous = {sig: signal.signal(sig, lambda *_: executor.shutdown()) for sig in (signal.SIGINT, signal.SIGTERM)}
     instance = None

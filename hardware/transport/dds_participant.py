@@ -6,8 +6,8 @@
   LOCALHOST, with a warning), and ``ROS_STATIC_PEERS`` is a ';'-separated list of addresses. Each range becomes
   the same Cyclone XML fragment rmw writes, put before ``CYCLONEDDS_URI`` (so the user's file still wins).
 - Participant USER_DATA ``enclave=<enclave>;`` and endpoint USER_DATA ``typehash=RIHS01_<sha256>;``
-  (rmw_dds_common encode_type_hash_for_user_data_qos). The RIHS01 type hash (REP 2011 type description hashing)
-  is computed by rosbags from its Jazzy message definitions, which are the ROS 2 ones our types mirror.
+  (rmw_dds_common encode_type_hash_for_user_data_qos). The RIHS01 type hashes (REP 2011 type description
+  hashing) are those of Jazzy's message definitions, which our types mirror (TYPE_HASHES, checked with rosbags).
 - SROS2 (rcl/src/rcl/security.c, rmw_cyclonedds configure_qos_for_security): ``ROS_SECURITY_ENABLE=true``,
   ``ROS_SECURITY_STRATEGY=Enforce|Permissive``, ``ROS_SECURITY_KEYSTORE`` and the enclave (``--enclave``, or
   ``ROS_SECURITY_ENCLAVE_OVERRIDE``) locate ``<keystore>/enclaves/<enclave>/`` whose six files become the
@@ -107,12 +107,36 @@ def domain_config(env: Mapping[str, str] = os.environ) -> str | None:
 
 
 # ---------------------------------------------------------------- USER_DATA
+# RIHS01 hashes of hardware/messages.py's types, as Jazzy's rosidl generates them. Written out because computing
+# them (rosbags builds its whole Jazzy type store) takes seconds at node start; tests/hardware/test_dds_participant.py
+# recomputes each with rosbags, and String/JointState match what `ros2 topic info -v` prints on Jazzy.
+TYPE_HASHES = {
+    "builtin_interfaces/msg/Time": "RIHS01_b106235e25a4c5ed35098aa0a61a3ee9c9b18d197f398b0e4206cea9acf9c197",
+    "builtin_interfaces/msg/Duration": "RIHS01_e8d009f659816f758b75334ee1a9ca5b5c0b859843261f14c7f937349599d93b",
+    "std_msgs/msg/Header": "RIHS01_f49fb3ae2cf070f793645ff749683ac6b06203e41c891e17701b1cb597ce6a01",
+    "std_msgs/msg/Bool": "RIHS01_feb91e995ff9ebd09c0cb3d2aed18b11077585839fb5db80193b62d74528f6c9",
+    "std_msgs/msg/String": "RIHS01_df668c740482bbd48fb39d76a70dfd4bd59db1288021743503259e948f6b1a18",
+    "std_msgs/msg/MultiArrayDimension": "RIHS01_5e773a60a4c7fc8a54985f307c7837aa2994252a126c301957a24e31282c9cbe",
+    "std_msgs/msg/MultiArrayLayout": "RIHS01_4c66e6f78e740ac103a94cf63259f968e48c617e7699e829b63c21a5cb50dac6",
+    "std_msgs/msg/Float64MultiArray": "RIHS01_1025ddc6b9552d191f89ef1a8d2f60f3d373e28b283d8891ddcc974e8c55397f",
+    "sensor_msgs/msg/JointState": "RIHS01_a13ee3a330e346c9d87b5aa18d24e11690752bd33a0350f11c5882bc9179260e",
+    "sensor_msgs/msg/Image": "RIHS01_d31d41a9a4c4bc8eae9be757b0beed306564f7526c88ea6a4588fb9582527d47",
+    "sensor_msgs/msg/RegionOfInterest": "RIHS01_ad16bcba5f9131dcdba6fbded19f726f5440e3c513b4fb586dd3027eeed8abb1",
+    "sensor_msgs/msg/CameraInfo": "RIHS01_b3dfd68ff46c9d56c80fd3bd4ed22c7a4ddce8c8348f2f59c299e73118e7e275",
+    "trajectory_msgs/msg/JointTrajectoryPoint": "RIHS01_de8907036d8bd45aac6f30cc9044a3d4a329c42cbf719aff7d95a584cfa532d7",
+    "trajectory_msgs/msg/JointTrajectory": "RIHS01_179b33eba59d676f6d967ac71fe35e7ca2f64b2f3928f4a018cec115e213796e",
+}
+
+
 @lru_cache(maxsize=None)
 def type_hash(msg_type: type) -> str:
     """RIHS01 hash of a message type (REP 2011), as Jazzy's rosidl generates it."""
-    from rosbags.typesys import Stores, get_typestore
+    name = ros_type_name(msg_type)
+    if name in TYPE_HASHES:
+        return TYPE_HASHES[name]
+    from rosbags.typesys import Stores, get_typestore   # a type added later: computed (slow) until listed above
 
-    return get_typestore(Stores.ROS2_JAZZY).hash_rihs01(ros_type_name(msg_type))
+    return get_typestore(Stores.ROS2_JAZZY).hash_rihs01(name)
 
 
 def endpoint_user_data(msg_type: type) -> bytes:

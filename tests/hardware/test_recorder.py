@@ -163,7 +163,7 @@ def test_recorder_process_stops_cleanly(tmp_path, storage, stop):
     domain_id = private_domain_id()
     handle = Domain(domain_id, local_only_config())  # noqa: F841
     output = tmp_path / "bag"
-    extra = ["max_duration_s:=3.0"] if stop == "max_duration" else []
+    extra = ["-p", "max_duration_s:=3.0"] if stop == "max_duration" else []
     proc = _recorder_process(domain_id, "--ros-args", "-p", "topics:=[/arm/commands]", "-p", f"output:={output}",
                              "-p", f"storage:={storage}", *extra)
     node = DdsNode("commander", domain_id=domain_id)
