@@ -40,6 +40,9 @@ PARITY_TOL = 1e-4
 # times the largest difference between onnxruntime's and PyTorch's trajectory values.
 TIE_FACTOR = 10.0
 PARITY_DRAWS = 3          # planner noise draws tried for a comparison through to the action
+# A tool-point action space clips its targets to a box; without workspace_lower/upper the safety filter's box is
+# that one grown by this margin (m), so IK residuals never trip it but a wrong mapping does.
+SAFETY_BOX_MARGIN = 0.02
 Q_HEADS_RULE = ("value of a trajectory's last latent = mean over all {n} Q heads minus value_std_coef x their "
                 "standard deviation (no random pair of heads as in the paper: deterministic given the noise inputs)")
 
@@ -282,6 +285,9 @@ def build_bundle(agent, env_info, planner_cfg: PlannerConfig, folder: Path, opse
     models["planner"]["export_parity"] = planner_check
 
     chain = chain_from_mjcf(robot.description, robot.arm_joints, robot.ee_site)
+    if not workspace and "workspace_low" in action_space:
+        workspace = ([v - SAFETY_BOX_MARGIN for v in action_space["workspace_low"]],
+                     [v + SAFETY_BOX_MARGIN for v in action_space["workspace_high"]])
     lower, upper = workspace if workspace else (None, None)
     safety = limits_from_robot(robot, lower, upper, chain if workspace else None)
     dims = model_dims(agent.cfg)

@@ -116,6 +116,8 @@ def test_a_tool_point_bundle_with_action_history_drives_as_the_simulator(tmp_pat
     b, io = loaded.bundle, loaded.io
     assert b.raw["action"]["space"] == "ee" and b.action_dim == 4 and b.action_history == 2
     assert b.state_layout[-1] == ("last_actions", 8)
+    box = b.safety.workspace   # the ee space's box + 2 cm guards the commands
+    assert box is not None and np.allclose(box.lower, np.array(b.raw["action"]["workspace_low"]) - 0.02)
     env = gym.make("robot_rl/panda-push-v0", action="ee", action_history=2)
     u = env.unwrapped
     obs, _ = env.reset(seed=4)
