@@ -16,6 +16,8 @@ mw-pick-place 0.10 success; cartpole-swingup 839, reacher-easy 937 return. TD-MP
 (one per env.step of the action-repeat-2 wrapper: its online trainer adds 1 per call), which is what `steps` counts
 here too, so the comparison is at steps=100000 (200k simulator steps), not 50k.
 
+`runner=sweep` runs the grid through `robot-rl sweep` (robot_rl/sweep.py: Ray tasks, `jobs=` local CPUs or a
+cluster at `address=`, finished runs skipped, killed ones resumed); `runner=local` (default) trains here.
 `jobs=N` runs N at a time in worker processes (each with `threads=` torch threads); wall-clock then includes
 their contention, so compare minutes only between runs made with the same jobs= on the same machine.
 Wall-clock: seconds from the call to `train` (its imports and environment construction, MoDem's behaviour
@@ -26,7 +28,7 @@ eval.csv row appeared, or the row's `wall_s` when train writes one. `threads=1` 
     python benchmarks/time_to_success.py tiny=true
     # the full grid (the issue's): 3 seeds, 30k steps on the arm tasks, 100k on mw/dmc, action=ee against joint
     python benchmarks/time_to_success.py seeds=3 actions=ee,joint panda_steps=30000 bench_steps=100000 \
-        eval_every=2500 eval_episodes=10 preset=cpu jobs=2
+        eval_every=2500 eval_episodes=10 preset=cpu runner=sweep jobs=2
     # report only, from earlier runs' CSVs
     python benchmarks/time_to_success.py from_csv=runs/tts/time_to_success.csv out=runs/tts
 
@@ -57,7 +59,8 @@ LEVEL = 0.8  # the success rate a run must reach
 DEFAULTS = {"groups": "panda,panda-sparse,mw,dmc", "tasks": "", "methods": "", "seeds": "3", "actions": "default",
             "panda_steps": "30000", "bench_steps": "100000", "eval_every": "2500", "eval_episodes": "10",
             "budgets": "5000,10000,30000,100000", "demos": "5", "preset": "cpu", "device": "cpu", "threads": "1",
-            "out": "runs/time_to_success", "from_csv": "", "tiny": "false", "jobs": "1"}
+            "out": "runs/time_to_success", "from_csv": "", "tiny": "false", "jobs": "1", "runner": "local",
+            "address": ""}
 # tiny=true: every family once, end to end, in minutes on a loaded CPU (a check that the pipeline works, not a result)
 TINY = {"groups": "panda,panda-sparse,mw,dmc", "seeds": "1", "panda_steps": "300", "bench_steps": "200",
         "eval_every": "100", "eval_episodes": "2", "budgets": "100,200,300", "demos": "2",
@@ -233,15 +236,21 @@ def read_eval(path: Path) -> list[dict[str, str]]:
 
 
 class EvalWatch:
-    """Notes when each eval.csv row of a running run first appears (its wall-clock time), polling the file."""
+    """Notes when each eval.csv row of a running run first appears (its wall-clock time), polling the file.
+    The clock starts now, or when `start_file` first exists (a sweep run starts when Ray schedules it)."""
 
-    def __init__(self, path: Path, period_s: float = 0.5):
-        self.path, self.period_s, self.seen, self.start = path, period_s, [], time.perf_counter()
+    def __init__(self, path: Path, period_s: float = 0.5, start_file: Path | None = None):
+        self.path, self.period_s, self.seen, self.start_file = path, period_s, [], start_file
+        self.start = None if start_file else time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _poll(self) -> None:
+        if self.start is None:
+            if not self.start_file.exists():
+                return
+            self.start = time.perf_counter()
         rows = read_eval(self.path)
         now = time.perf_counter() - self.start
         self.seen += [now] * (len(rows) - len(self.seen))
@@ -257,28 +266,57 @@ class EvalWatch:
         return self.seen
 
 
+def cell_keys(cell: Cell, a: dict[str, str], train_keys: dict[str, str], out: Path) -> dict[str, str]:
+    """The train keys of a cell (all but task, seed and out), as `robot-rl train` takes them."""
+    method = METHODS[cell.method]
+    keys = {"steps": str(cell.steps), "preset": a["preset"], "device": a["device"], "threads": a["threads"],
+            "eval_every": a["eval_every"], "eval_episodes": a["eval_episodes"], "checkpoint_every": "0",
+            "progress": "false", "tensorboard": "false", **train_keys,
+            **method.train_keys(cell.steps, demos_for(cell, a, out) if method.uses_demos else "")}
+    if cell.action != "default":
+        keys["action"] = cell.action
+    return keys
+
+
+def preset_layer(pairs: dict[str, str]) -> dict:
+    """The device-dependent preset under every other key, as the CLI puts it."""
+    import robot_rl.train as train_module
+
+    return train_module.default_layer(pairs) if hasattr(train_module, "default_layer") else {}
+
+
+def finished_rows(folder: Path) -> list[dict] | None:
+    """A cell's rows when it finished in an earlier start of the benchmark (then it is skipped)."""
+    done = folder / "time_to_success.csv"
+    if not done.exists():
+        return None
+    with done.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def cell_rows(cell: Cell, folder: Path, seen: list[float]) -> list[dict]:
+    """A finished run's evaluations as rows, with the wall-clock the watch saw (or train's own wall_s)."""
+    rows = []
+    for k, row in enumerate(read_eval(folder / "eval.csv")):
+        wall = float(row["wall_s"]) if row.get("wall_s") else (seen[k] if k < len(seen) else float("nan"))
+        rows.append({"group": cell.group, "task": cell.task, "method": cell.method, "action": cell.action,
+                     "seed": cell.seed, "step": int(float(row["step"])), "wall_s": round(wall, 2),
+                     "success": float(row["success"]), "return": float(row["return"])})
+    write_csv(folder / "time_to_success.csv", rows)
+    return rows
+
+
 def run_cell(cell: Cell, a: dict[str, str], train_keys: dict[str, str], out: Path) -> list[dict]:
-    """Train one cell (or reuse its finished folder); its evaluations as rows."""
+    """Train one cell in this process (or reuse its finished folder); its evaluations as rows."""
     import robot_rl.train as train_module
     from robot_rl.overrides import build
 
     folder = out / "runs" / cell.name
-    done = folder / "time_to_success.csv"
-    if done.exists():  # finished earlier: starting the benchmark again skips it
-        with done.open(newline="") as f:
-            return list(csv.DictReader(f))
-    method = METHODS[cell.method]
-    pairs = {"task": cell.task, "seed": str(cell.seed), "steps": str(cell.steps), "out": str(folder),
-             "preset": a["preset"], "device": a["device"], "threads": a["threads"], "eval_every": a["eval_every"],
-             "eval_episodes": a["eval_episodes"], "checkpoint_every": "0", "progress": "false",
-             "tensorboard": "false", **train_keys,
-             **method.train_keys(cell.steps, demos_for(cell, a, out) if method.uses_demos else "")}
-    if cell.action != "default":
-        pairs["action"] = cell.action
-    layers = [pairs]
-    if hasattr(train_module, "default_layer"):  # the device-dependent preset under every other key, as the CLI does
-        layers.insert(0, train_module.default_layer(pairs))
-    config = build(train_module.Config, *layers)
+    rows = finished_rows(folder)
+    if rows is not None:
+        return rows
+    pairs = {"task": cell.task, "seed": str(cell.seed), "out": str(folder), **cell_keys(cell, a, train_keys, out)}
+    config = build(train_module.Config, preset_layer(pairs), pairs)
     if folder.exists():  # an unfinished run from before: start it again from scratch
         import shutil
 
@@ -288,13 +326,28 @@ def run_cell(cell: Cell, a: dict[str, str], train_keys: dict[str, str], out: Pat
     seen = watch.stop()
     if result is None:
         raise SystemExit(f"time_to_success: {cell.name}: train refused its configuration (see above)")
+    return cell_rows(cell, folder, seen)
+
+
+def run_sweep(cells: list[Cell], a: dict[str, str], train_keys: dict[str, str], out: Path) -> list[dict]:
+    """Every cell as a run of `robot-rl sweep` (robot_rl/sweep.py: Ray tasks, done.json markers, resume), on a
+    local Ray with `jobs` CPUs or the cluster at `address`. Wall-clock per evaluation needs the run folders on
+    this machine (a local Ray); elsewhere it is NaN."""
+    from robot_rl import sweep
+    from robot_rl.sweep_config import Resources
+
+    runs = {}
+    for cell in cells:
+        keys = cell_keys(cell, a, train_keys, out)
+        layers = {"preset": preset_layer({"task": cell.task, **keys}), "time_to_success": keys}
+        runs[cell] = sweep.make_run(cell.task, cell.method, cell.seed, layers, out / "sweep",
+                                    labels={"action": cell.action}, resources=Resources(cpus=float(a["threads"])))
+    todo = {c: r for c, r in runs.items() if finished_rows(r.folder) is None}
+    watches = {c: EvalWatch(r.folder / "eval.csv", start_file=r.folder / "log.txt") for c, r in todo.items()}
+    sweep.execute(list(runs.values()), address=a["address"], local_cpus=int(a["jobs"]))
     rows = []
-    for k, row in enumerate(read_eval(folder / "eval.csv")):
-        wall = float(row["wall_s"]) if row.get("wall_s") else seen[k]
-        rows.append({"group": cell.group, "task": cell.task, "method": cell.method, "action": cell.action,
-                     "seed": cell.seed, "step": int(float(row["step"])), "wall_s": round(wall, 2),
-                     "success": float(row["success"]), "return": float(row["return"])})
-    write_csv(done, rows)
+    for cell, run in runs.items():
+        rows += cell_rows(cell, run.folder, watches[cell].stop()) if cell in watches else finished_rows(run.folder)
     return rows
 
 
@@ -471,6 +524,11 @@ def main(argv: list[str]) -> None:
         if METHODS[cell.method].uses_demos:
             demos_for(cell, a, out)
     rows: list[dict] = []
+    if a["runner"] == "sweep":
+        report(run_sweep(cells, a, train_keys, out), a, out, command)
+        return
+    if a["runner"] != "local":
+        raise SystemExit(f"time_to_success: runner={a['runner']!r}; expected local or sweep")
     jobs = int(a["jobs"])
     if jobs <= 1:
         for i, cell in enumerate(cells, 1):
