@@ -35,7 +35,8 @@ def main(argv: list[str]) -> int:
     for mode in modes:
         for rate in rates:
             summary = deploy(Config(bundle=args["bundle"], mode=mode, control_rate_hz=rate, duration_s=seconds,
-                                    domain_id=private_domain_id()), log=lambda *_: None)
+                                    domain_id=private_domain_id(), local_only=True),   # one machine: loopback
+                            log=lambda *_: None)
             d = summary["policy"]
             rows.append({"mode": mode, "rate_hz": rate, "periods": d["ticks"],
                          "compute_ms_p50": d["compute_ms_p50"], "compute_ms_p99": d["compute_ms_p99"],

@@ -1,11 +1,16 @@
 """`robot-rl deploy bundle=bundles/x robot=sim`: the ROS 2 bringup without ROS 2.
 
-Starts, each in its own process over DDS (ROS 2 wire conventions, so a ROS 2 graph on the same domain sees
-them), what `ros2 launch robot_rl bringup.launch.py` starts: the recorder (record=FOLDER), sim_robot_node
+Starts, each in its own process over DDS (ROS 2 wire conventions), what `ros2 launch robot_rl bringup.launch.py` starts: the recorder (record=FOLDER), sim_robot_node
 (robot=sim; robot=real expects the arm's ros2_control on the domain) and policy_node, with the same parameter
 YAML (launch/config). Runs until Ctrl-C or duration_s; with episode_s > 0 the simulated cell gets a new goal
 every episode_s and each episode's success (tool centre within the task's threshold at its end) is reported.
 Stops the policy first (the arm then holds its last target), then the arm, then the recorder.
+
+Discovery is ROS 2's: the nodes join ROS_DOMAIN_ID (or domain_id=) with the range of ROS_AUTOMATIC_DISCOVERY_RANGE
+(or discovery_range=; SUBNET when unset, as a stock ROS 2 node), ROS_STATIC_PEERS and ROS_LOCALHOST_ONLY, the way
+rmw_cyclonedds reads them, so `ros2 topic echo /joint_states` on the same machine or network sees them when its
+own settings match. local_only=true pins all DDS traffic to the loopback interface instead (tests, isolated
+runs): a stock ROS 2 node then does NOT see these nodes.
 
 Never imports torch (hardware/ runs on the robot computer without it).
 """
@@ -44,7 +49,9 @@ class Config:
     episode_s: float = 0.0                 # > 0 (robot=sim): a new goal every episode_s, success reported
     record: str = ""                       # rosbag2 output folder; empty: no recording
     domain_id: int = -1                    # -1: ROS_DOMAIN_ID (0 when unset)
-    local_only: bool = True                # keep DDS traffic on loopback (false: the robot's network)
+    discovery_range: str = ""              # "": ROS_AUTOMATIC_DISCOVERY_RANGE (SUBNET when unset) | SUBNET |
+                                           # LOCALHOST | OFF | SYSTEM_DEFAULT, as ROS 2 reads it
+    local_only: bool = False               # true: DDS on the loopback interface only (hidden from a ROS 2 graph)
     config_dir: str = ""                   # parameter YAML folder; empty: launch/config (or the installed one)
     startup_timeout_s: float = 60.0
     view: str = ""                         # rerun: show the run in Rerun (hardware/rerun_view.py)
@@ -68,6 +75,11 @@ def check(config: Config) -> None:
         raise DeployError(f"robot_params={config.robot_params!r}: file not found")
     if config.duration_s < 0 or config.episode_s < 0:
         raise DeployError(f"duration_s={config.duration_s}, episode_s={config.episode_s}: expected >= 0")
+    from hardware.transport.dds_participant import DISCOVERY_RANGES
+
+    if config.discovery_range and config.discovery_range not in DISCOVERY_RANGES:
+        raise DeployError(f"discovery_range={config.discovery_range!r}: expected one of {DISCOVERY_RANGES} "
+                          "(empty: ROS_AUTOMATIC_DISCOVERY_RANGE)")
     if config.episode_s > 0 and config.robot != "sim":
         raise DeployError("episode_s > 0 needs robot=sim (a real cell resets its own goals)")
     from hardware.rerun_view import check_view
@@ -97,19 +109,32 @@ def node_commands(config: Config, configs: Path) -> list[tuple[str, list[str]]]:
     return commands
 
 
+def node_env(config: Config, domain_id: int) -> dict[str, str]:
+    """The node processes' environment: this one's (ROS 2's discovery variables, CYCLONEDDS_URI, ROS_SECURITY_*
+    reach the nodes as they are), with the domain, the DDS transport and the config's discovery choices."""
+    from hardware.transport.dds import local_only_config
+
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id), "ROBOT_RL_TRANSPORT": "dds",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    if config.discovery_range:
+        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = config.discovery_range
+    if config.local_only:
+        env["CYCLONEDDS_URI"] = local_only_config()
+    return env
+
+
 def deploy(config: Config, log=print) -> dict:
     """Run the stack; returns a summary (episodes, the policy's last diagnostics, exit codes)."""
     from hardware import messages as m
-    from hardware.transport.dds import DdsExecutor, DdsNode, default_domain_id, local_only_config
+    from hardware.transport.dds import DdsExecutor, DdsNode, default_domain_id
+    from hardware.transport.dds_participant import domain_config
 
     check(config)
     configs = config_dir(config)
     domain_id = default_domain_id() if config.domain_id < 0 else config.domain_id
-    env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id), "ROBOT_RL_TRANSPORT": "dds",
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
-    dds_config = None
-    if config.local_only:
-        env["CYCLONEDDS_URI"] = dds_config = local_only_config()
+    env = node_env(config, domain_id)
+    # the monitor in this process joins as the nodes do (their environment, not this process's)
+    dds_config = domain_config(env) or env.get("CYCLONEDDS_URI")
 
     monitor = DdsNode("deploy_monitor", domain_id=domain_id, config=dds_config)
     latest: dict[str, dict] = {}

@@ -59,3 +59,23 @@ def test_node_commands_follow_the_config(tiny_bundle):
     assert names == ["recorder", "policy"]   # robot=real: the arm's own ros2_control stack is on the domain
     policy = dict(node_commands(config, config_dir(config)))["policy"]
     assert "mode:=planner" in policy and "control_rate_hz:=50.0" in policy
+
+
+def test_deploy_discovers_as_ros2_does(tiny_bundle, monkeypatch):
+    """By default the nodes get the operator's ROS 2 discovery settings unchanged (a stock ROS 2 graph with the
+    same settings sees them); discovery_range= sets the range; local_only=true pins DDS to loopback."""
+    from hardware.deploy import node_env
+    from hardware.transport.dds import local_only_config
+
+    monkeypatch.setenv("CYCLONEDDS_URI", "file:///etc/robot/cyclone.xml")
+    monkeypatch.setenv("ROS_STATIC_PEERS", "192.168.1.20")
+    monkeypatch.delenv("ROS_AUTOMATIC_DISCOVERY_RANGE", raising=False)
+    env = node_env(Config(bundle=str(tiny_bundle)), 7)
+    assert (env["ROS_DOMAIN_ID"], env["CYCLONEDDS_URI"], env["ROS_STATIC_PEERS"]) == (
+        "7", "file:///etc/robot/cyclone.xml", "192.168.1.20")
+    assert "ROS_AUTOMATIC_DISCOVERY_RANGE" not in env   # SUBNET, as rcl defaults
+    assert node_env(Config(bundle=str(tiny_bundle), discovery_range="LOCALHOST"), 7)[
+        "ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    assert node_env(Config(bundle=str(tiny_bundle), local_only=True), 7)["CYCLONEDDS_URI"] == local_only_config()
+    with pytest.raises(DeployError, match="discovery_range='lan': expected one of"):
+        check(Config(bundle=str(tiny_bundle), discovery_range="lan"))
