@@ -8,7 +8,9 @@ modem.png (mean success vs steps, one panel per task/obs) and prints a table wit
         steps=100000 eval_every=5000 eval_episodes=20 model_size=5M samples=512 iterations=6   # the full one
 
 The full version follows the paper's settings (5M model, 512 samples, 6 iterations); on one CPU core a
-TD-MPC2 step costs 0.1-1 s, so it wants a GPU (`device=cuda`).
+TD-MPC2 step costs 0.1-1 s, so it wants a GPU (`device=cuda`). The training runs go through `robot_rl.sweep` (one Ray
+task each, `cpus=` of a local Ray or `address=` of a cluster; run folders out/runs/<task>-<method>-<obs>-s<seed>);
+finished runs are skipped and killed ones resume when the same command runs again.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ DEFAULTS = {"tasks": "panda-push-sparse,panda-pick-sparse", "obs": "state", "met
             "demos": "5", "bc_steps": "1000", "model_size": "1M", "mlp_dim": "128", "enc_dim": "128",
             "latent_dim": "64", "samples": "128", "iterations": "3", "elites": "16", "policy_samples": "8",
             "batch_size": "128", "render_size": "64", "device": "cpu", "threads": "1", "out": "runs/bench_modem",
-            "from_csv": ""}
+            "from_csv": "", "cpus": "0", "address": ""}
 
 
 def parse(argv: list[str]) -> dict[str, str]:
@@ -60,7 +62,7 @@ def train_config(a: dict[str, str], task: str, obs: str, seed: int, demos: str, 
              "latent_dim": a["latent_dim"], "batch_size": a["batch_size"], "planner.samples": a["samples"],
              "planner.iterations": a["iterations"], "planner.elites": a["elites"],
              "planner.policy_samples": a["policy_samples"], "device": a["device"], "threads": a["threads"],
-             "progress": "false", "tensorboard": "false", "checkpoint_every": "0", "demos": demos,
+             "progress": "false", "tensorboard": "false", "checkpoint_every": a["eval_every"], "demos": demos,
              "modem.bc_steps": a["bc_steps"], "frame_stack": "3" if obs != "state" else "1", **METHODS[method]}
     if method == "modem-v2":
         pairs["modem.handover_steps"] = str(int(a["steps"]) // 2)
@@ -76,18 +78,20 @@ def bc_only(a: dict[str, str], task: str, obs: str, seed: int, demos: str) -> fl
     from robot_rl.agent import TDMPC2
     from robot_rl.agent_config import agent_config_of
     from robot_rl.envs import make_env
-    from robot_rl.evaluate import evaluate
+    from robot_rl.evaluate import eval_pool, evaluate
     from robot_rl.modem import Modem
 
     cfg = train_config(a, task, obs, seed, demos, Path("/nonexistent"))
     agent_cfg = agent_config_of(cfg)
     agent_cfg = dataclasses.replace(agent_cfg, planner=dataclasses.replace(agent_cfg.planner, plan=False))
-    env, info = make_env(task, obs, seed=seed + 1)
+    env, info = make_env(task, obs, seed=seed + 1, frame_stack=cfg.frame_stack)
+    env.close()
     torch.manual_seed(seed)
     agent = TDMPC2(agent_cfg, info.model_obs_spec, info.action_dim, info.episode_length, a["device"])
     Modem(cfg.modem, demos, agent, info, seed, 0).pretrain_policy()
-    result = evaluate(agent, env, int(a["eval_episodes"]), seed)
-    env.close()
+    pool = eval_pool(task, obs, cfg.frame_stack, seed + 1, int(a["eval_episodes"]))
+    result = evaluate(agent, pool, int(a["eval_episodes"]), seed)
+    pool.close()
     return result["success"]
 
 
@@ -100,7 +104,8 @@ def main(argv: list[str]) -> None:
 
     from robot_rl.demo_dataset import DemoError, save_demos
     from robot_rl.demos import Config as DemosConfig, collect
-    from robot_rl.train import train
+    from robot_rl.overrides import to_dict
+    from robot_rl.sweep import check_grid, execute, make_run, results
 
     a = parse(argv)
     torch.set_num_threads(int(a["threads"]))
@@ -115,7 +120,7 @@ def main(argv: list[str]) -> None:
         plot(rows, out / "modem.png")
         print_table(rows)
         return
-    csv_path = out / "modem.csv"
+    runs, bc_rows = [], []
     for task in a["tasks"].split(","):
         for obs in a["obs"].split(","):
             demos = out / f"demos-{task}-{obs}"
@@ -131,24 +136,20 @@ def main(argv: list[str]) -> None:
                 if method not in (*METHODS, "bc"):
                     raise SystemExit(f"method {method!r}; expected one of {[*METHODS, 'bc']}")
                 for seed in range(1, int(a["seeds"]) + 1):
-                    t0 = time.perf_counter()
-                    if method == "bc":
+                    if method == "bc":  # no interaction: evaluated here, not a training run
+                        t0 = time.perf_counter()
                         success = bc_only(a, task, obs, seed, str(demos))
-                        curve = [(0, success), (int(a["steps"]), success)]
-                    else:
-                        run_dir = out / f"{task}-{obs}-{method}-s{seed}"
-                        cfg = train_config(a, task, obs, seed, "" if method == "tdmpc2" else str(demos), run_dir,
-                                           method)
-                        train(cfg)
-                        with open(run_dir / "eval.csv") as f:
-                            curve = [(int(float(r["step"])), float(r["success"])) for r in csv.DictReader(f)]
-                    wall = time.perf_counter() - t0
-                    for step, success in curve:
-                        rows.append({"task": task, "obs": obs, "method": method, "seed": seed, "step": step,
-                                     "success": success, "wall_s": round(wall, 1)})
-                    print(f"{task} {obs} {method} seed {seed}: final success {curve[-1][1]:.2f} "
-                          f"({wall:.0f} s)", flush=True)
-                    write_csv(csv_path, rows)
+                        wall = round(time.perf_counter() - t0, 1)
+                        bc_rows += [{"task": task, "obs": obs, "method": method, "seed": seed, "step": step,
+                                     "success": success, "wall_s": wall} for step in (0, int(a["steps"]))]
+                        continue
+                    cfg = train_config(a, task, obs, seed, "" if method == "tdmpc2" else str(demos), out, method)
+                    runs.append(make_run(task, method, seed, {"benchmark": to_dict(cfg)}, out, labels={"obs": obs}))
+    check_grid(runs)
+    rows = bc_rows + [{"task": r["task"], "obs": r["obs"], "method": r["method"], "seed": r["seed"],
+                       "step": r["step"], "success": r["success"], "wall_s": round(r["train_s"], 1)}
+                      for r in results(execute(runs, address=a["address"], local_cpus=int(a["cpus"])))]
+    write_csv(out / "modem.csv", rows)
     plot(rows, out / "modem.png")
     print_table(rows)
 

@@ -196,8 +196,16 @@ def connect(address: str = "", local_cpus: int = 0) -> bool:
             ray.init(address=address)
         except ConnectionError as err:
             raise SweepError(f"address={address!r}: {err} (is `ray start --head` running there?)") from None
-    else:
-        ray.init(address="local", num_cpus=local_cpus or None, include_dashboard=False)  # never a running cluster
+        return True
+    start = dict(address="local", num_cpus=local_cpus or None, include_dashboard=False)  # never a running cluster
+    try:
+        ray.init(**start)
+    except Exception as err:  # Ray raises a bare Exception when the raylet misses its fixed 30 s to register
+        if "timed out during startup" not in str(err):
+            raise
+        print(f"sweep: the local Ray did not start in time on this loaded machine ({err}); trying once more")
+        ray.shutdown()
+        ray.init(**start)
     return True
 
 
@@ -287,6 +295,8 @@ def plot(rows: list[dict], path: Path, metric: str = "success") -> None:
                 line, = ax.plot(steps, mean, marker=".", label=f"{' '.join(group[1:])} ({seeds} seeds)")
                 ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
             ax.set(title=f"{task}: {key}", xlabel="environment steps")
+            if key == "success":
+                ax.set_ylim(-0.05, 1.05)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
     fig.suptitle("mean over seeds; band: min to max across seeds", fontsize=9)

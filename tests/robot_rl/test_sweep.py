@@ -118,3 +118,11 @@ def test_spec_file_and_preset_layer_under_the_command_line(tmp_path):
     assert runs[1].name == "gym_Pendulum-v1-tdmpc2-s3" and runs[1].train["resume"] is True
     with pytest.raises(SweepError, match="appear more than once"):
         plan(build(Config, {"tasks": "panda-reach", "seeds": "1,1"}))
+
+
+def test_ray_is_imported_only_when_a_sweep_or_remote_collector_runs():
+    code = ("import sys, robot_rl, robot_rl.cli, robot_rl.sweep, robot_rl.training.remote\n"
+            "print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
