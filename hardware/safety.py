@@ -298,8 +298,9 @@ class SafetyFilter:
         velocity = np.clip(dq_meas, -self.limits.velocity, self.limits.velocity)
         self._prev = q0
         lo, hi = self._stop_box()
-        brake = lambda room: np.sqrt(2.0 * self.limits.acceleration * np.maximum(room, 0.0))  # noqa: E731
-        self._prev_vel = np.clip(velocity, -brake(q0 - lo), brake(hi - q0))   # can stop before the box edges
+        a = self.limits.acceleration   # v^2 / (2 a) <= room: the joint can still stop before the box edges
+        self._prev_vel = np.clip(velocity, -np.sqrt(2 * a * np.maximum(q0 - lo, 0.0)),
+                                 np.sqrt(2 * a * np.maximum(hi - q0, 0.0)))
         self._ramp_s = 0.0
 
     def _set_dt(self, dt: float) -> None:

@@ -152,12 +152,13 @@ def _workspace_from_dict(raw: Any, source: str) -> Workspace:
 
 @dataclass(frozen=True)
 class SafetyConfig:
-    control_period_s: float                 # the node's control period; velocity/acceleration use it
+    control_period_s: float                 # the node's control period: the most elapsed time one step may use
     position_margin: float = 0.05           # rad kept free inside each hard position limit
     max_step_from_measured: float = 0.2     # rad: |command - measured position| per joint. Commands also keep
     #                                         room to brake inside this band, which caps speed at about
     #                                         sqrt(2 a_max (band - tracking lag)): 1.5 rad/s on Panda joint 2 at 0.05 lag
-    observation_timeout_s: float = 0.1      # older joint states -> hold
+    observation_timeout_s: float = 0.1      # older joint states -> hold (also bounds how far apart the robot's
+    #                                         and this host's clocks may be: docs/formats.md, "Clocks")
     future_stamp_tolerance_s: float = 0.01  # stamps this far ahead of `now` mean a clock problem -> hold
     ramp_time_s: float = 2.0                # velocity limit scales 0 -> 1 over this time after start/reset
     workspace_resolution: float = 4e-3      # fraction of a step the workspace search resolves (1/256: 2 FK batches)
