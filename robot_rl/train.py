@@ -53,6 +53,8 @@ class Config(AgentConfig):
     tensorboard: bool = True
     profile: bool = False              # print where the time went (env, act, buffer, sample, update, eval, ...)
     frame_stack: int = 3               # pixels: stack the last k camera frames (TD-MPC2 uses 3, MoDem 2)
+    action: str = ""                   # sim tasks: joint | ee | ee_yaw (empty: the task's default, sim/env.py)
+    action_history: int = 0            # sim tasks: the last k actions in the state (for action latency)
     params: str = ""                   # sim tasks: a robot parameters file (e.g. identified by sysid fit)
     randomize: bool = False            # sim tasks: domain randomisation (over `params`' intervals when given)
     demos: str = ""                    # demonstrations folder: train with MoDem's three phases (robot_rl/modem.py)
@@ -103,6 +105,10 @@ def check_config(config: Config) -> None:
 
 def env_kwargs(config: Config) -> dict:
     kwargs: dict = {}
+    if config.action:
+        kwargs["action"] = config.action
+    if config.action_history:
+        kwargs["action_history"] = config.action_history
     if config.params:
         kwargs["params"] = config.params
     if config.randomize:

@@ -10,6 +10,7 @@ episodes end, no new ones start) and they run at that barrier.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -36,6 +37,8 @@ class TrainingRun:
         self.config, self.info, self.device = config, info, device
         self.out = Path(config.out or f"runs/{config.task}-s{config.seed}")
         self.agent_cfg = agent_config_of(config)
+        if info.episodic and not self.agent_cfg.episodic:  # a task that terminates: TD-MPC2's episodic mode
+            self.agent_cfg = dataclasses.replace(self.agent_cfg, episodic=True)
         torch.manual_seed(config.seed)
         self.agent = TDMPC2(self.agent_cfg, info.model_obs_spec, info.action_dim, info.episode_length, device,
                             config.compile)
@@ -70,6 +73,8 @@ class TrainingRun:
         self.episodes = 0          # finished episodes
         self.update_credit = 0.0
         self.last_eval: dict = {}
+        self.elapsed_before = 0.0  # wall-clock seconds of earlier sessions of this run (resume)
+        self.t_start = time.perf_counter()
 
     # ---- persistence ----
     @property
@@ -82,7 +87,7 @@ class TrainingRun:
 
         with self.timer.phase("checkpoint"):
             self.buffer.save(self.out / "buffer.npz")
-            extra = {"update_credit": self.update_credit, "last_eval": self.last_eval,
+            extra = {"update_credit": self.update_credit, "last_eval": self.last_eval, "elapsed_s": self.elapsed,
                      "collector": self.collector.state(), "sampler": self.learner.sampler.state(),
                      "updates": self.learner.updates, "metrics": self.learner.logged_metrics(),
                      "modem": self.modem.state() if self.modem is not None else None}
@@ -109,6 +114,7 @@ class TrainingRun:
         self.buffer.load(self.out / "buffer.npz")
         self.step, self.episodes = payload["step"], payload["episode"]
         self.update_credit, self.last_eval = extra["update_credit"], extra["last_eval"]
+        self.elapsed_before = extra["elapsed_s"]
         self.collector.load_state(extra["collector"])
         self.learner.sampler.load_state(extra["sampler"])
         self.learner.updates = extra["updates"]
@@ -133,6 +139,11 @@ class TrainingRun:
         except (RuntimeError, KeyError) as err:
             raise CheckpointError(f"{path}: its model does not fit this run's agent keys ({err}); "
                                   "use the same model_size/enc_dim/mlp_dim/latent_dim/num_q") from None
+
+    @property
+    def elapsed(self) -> float:
+        """Wall-clock seconds this run has trained, over all its sessions."""
+        return self.elapsed_before + time.perf_counter() - self.t_start
 
     # ---- the loop ----
     def run(self) -> dict | None:
@@ -168,6 +179,7 @@ class TrainingRun:
         self.bar = tqdm(total=config.steps, initial=min(self.step, config.steps), disable=not config.progress,
                         desc=config.task, dynamic_ncols=True)
         start_step, t_start = self.step, time.perf_counter()
+        self.t_start = t_start
         self._rate_mark = (self.step, t_start)
         eval_due = ckpt_due = False
         while True:
@@ -246,7 +258,7 @@ class TrainingRun:
         with self.timer.phase("eval"):
             self.last_eval = evaluate(self.agent, self.eval_pool, self.config.eval_episodes, self.config.seed,
                                       progress=self.config.progress)
-        self.log.log("eval", self.step, {"episode": self.episodes, **self.last_eval})
+        self.log.log("eval", self.step, {"episode": self.episodes, **self.last_eval, "elapsed_s": self.elapsed})
         self.bar.write(f"step {self.step}: eval return {self.last_eval['return']:.2f}, "
                        f"success {self.last_eval['success']:.2f}")
 

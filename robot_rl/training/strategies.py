@@ -49,12 +49,18 @@ class AgentActing:
 
     def act(self, obs, first, envs, step) -> np.ndarray:
         agent = self.agent
+        n = len(envs)
+        if agent.compiled and n < len(self.prev_mean):  # a compiled planner has one batch size: pad to it
+            pad = len(self.prev_mean) - n
+            obs = {k: np.concatenate([v, np.repeat(v[:1], pad, axis=0)]) for k, v in obs.items()}
+            first = np.concatenate([first, np.ones(pad, bool)])
+            envs = np.concatenate([envs, np.setdiff1d(np.arange(len(self.prev_mean)), envs)[:pad]])
         index = torch.as_tensor(envs, device=agent.device)
         action, next_mean = agent.act_batch(agent.obs_tensors(obs, batched=True),
                                             torch.as_tensor(first, device=agent.device),
                                             self.prev_mean[index], self.eval_mode)
         self.prev_mean[index] = next_mean
-        return action.cpu().numpy()
+        return action[:n].cpu().numpy()
 
     def state(self) -> dict:
         return {}
