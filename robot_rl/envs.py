@@ -224,6 +224,22 @@ def _patch_metaworld_for_mujoco() -> None:
     SawyerMocapBase._robot_rl_weld_patch = True
 
 
+def _metaworld_task_error(task: str) -> str | None:
+    """Why `task` (reach, pick-place-v3, ...) is not a Meta-World v3 task, with the close matches; or None."""
+    try:
+        _patch_metaworld_for_mujoco()
+        from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE
+    except ImportError as err:
+        return f"mw:{task}: Meta-World is not installed ({err}); pip install -e '.[suites]'"
+    name = task if task.endswith("-v3") else f"{task}-v3"
+    if f"{name}-goal-observable" in ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE:
+        return None
+    known = sorted(k[:-len("-v3-goal-observable")] for k in ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE)
+    close = difflib.get_close_matches(task.removesuffix("-v3"), known, n=4, cutoff=0.5)
+    return (f"mw:{task}: not a Meta-World v3 task" + (f"; did you mean {close}?" if close else "")
+            + f" (all {len(known)}: {known})")
+
+
 class MetaWorldEnv(gym.Env):
     """A Meta-World v3 task as TD-MPC2 runs it: goal observable with a new goal every episode, one zero action
     after each reset, `action_repeat` simulator steps per action with their rewards summed, truncation after
@@ -240,19 +256,13 @@ class MetaWorldEnv(gym.Env):
 
     def __init__(self, task: str, obs_type: str = "state", sparse: bool = False, action_repeat: int = 2,
                  episode_length: int = 100, render_size: int = 64, seed: int | None = None):
-        try:
-            _patch_metaworld_for_mujoco()
-            from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE
-        except ImportError as err:
-            raise ValueError(f"mw:{task}: Meta-World is not installed ({err}); pip install -e '.[suites]'") from err
-        name = task if task.endswith("-v3") else f"{task}-v3"
-        known = sorted(k[:-len("-v3-goal-observable")] for k in ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE)
-        if f"{name}-goal-observable" not in ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE:
-            close = difflib.get_close_matches(task.removesuffix("-v3"), known, n=4, cutoff=0.5)
-            raise ValueError(f"mw:{task}: not a Meta-World v3 task" + (f"; did you mean {close}?" if close else "")
-                             + f" (all {len(known)}: {known})")
+        error = _metaworld_task_error(task)
+        if error:
+            raise ValueError(error)
         import mujoco
+        from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE
 
+        name = task if task.endswith("-v3") else f"{task}-v3"
         self._env = ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE[f"{name}-goal-observable"](seed=seed)
         self._env._freeze_rand_vec = False   # a new goal and object position every reset
         self._env.seeded_rand_vec = True      # drawn from the env's seeded generator: reset(seed=s) repeats
@@ -376,25 +386,64 @@ def _metaworld_suite(name: str, obs_type: str, seed: int | None, episodic: bool 
 
 
 def _sim_suite(task: str, obs_type: str, seed: int | None, episodic: bool | None, kwargs: dict) -> Built:
-    import sim  # registers the robot_rl/<task>-v0 ids
-
-    env_id = f"robot_rl/{task}-v0"
-    if env_id not in gym.registry:
-        known = sorted(k[len("robot_rl/"):-3] for k in gym.registry if k.startswith("robot_rl/"))
-        raise ValueError(f"task={task!r}: unknown; expected one of {known}, gym:<id>, dmc:<domain>-<task> or "
-                         f"mw:<task>")
-    env = gym.make(env_id, obs_type=obs_type, **kwargs)
+    error = _sim_task_error(task)  # (imports sim, which registers the robot_rl/<task>-v0 ids)
+    if error:
+        raise ValueError(error)
+    env = gym.make(f"robot_rl/{task}-v0", obs_type=obs_type, **kwargs)
     base = env.unwrapped
-    del sim
     return Built(env, base.episode_steps, control_hz=base.control_hz, robot=base.robot.name,
                  joint_names=[*base.robot.arm_joints, *base.robot.gripper_joints], obs_layout=list(base.obs_layout),
                  action=base.action_mapping.name, action_space=base.action_mapping.to_dict(),
                  action_history=base.action_history)
 
 
+def _gym_task_error(name: str) -> str | None:
+    import importlib
+
+    module, _, env_id = name.rpartition(":")  # gym:<module>:<id> imports the module that registers the id
+    try:
+        if module:
+            importlib.import_module(module)
+        gym.spec(env_id)
+    except (ImportError, gym.error.Error) as err:
+        return f"task='gym:{name}': {err}"
+    return None
+
+
+def _dmc_task_error(name: str) -> str | None:
+    from dm_control import suite
+
+    domain, _, task = name.partition("-")
+    if (domain, task.replace("-", "_")) not in suite.ALL_TASKS:
+        return f"task='dmc:{name}': not a dm_control suite task (dmc:<domain>-<task>, e.g. dmc:cartpole-swingup)"
+    return None
+
+
+def _sim_task_error(task: str) -> str | None:
+    import sim  # registers the robot_rl/<task>-v0 ids
+
+    del sim
+    if f"robot_rl/{task}-v0" in gym.registry:
+        return None
+    known = sorted(k[len("robot_rl/"):-3] for k in gym.registry if k.startswith("robot_rl/"))
+    return f"task={task!r}: unknown; expected one of {known}, gym:<id>, dmc:<domain>-<task> or mw:<task>"
+
+
 # task prefix -> the suite that builds it from the rest of the task string; no prefix: the sim/ tasks
 SUITES: dict[str, Callable[[str, str, int | None, bool | None, dict], Built]] = {
     "gym:": _gym_suite, "dmc:": _dmc_suite, "mw:": _metaworld_suite}
+# task prefix -> why the rest of the task string names no environment (None: it does), without building one
+TASK_CHECKS: dict[str, Callable[[str], str | None]] = {
+    "gym:": _gym_task_error, "dmc:": _dmc_task_error, "mw:": lambda name: _metaworld_task_error(
+        name.removesuffix("-sparse"))}
+
+
+def task_error(task: str) -> str | None:
+    """Why `task` names no environment of make_env's suites, or None; looks the name up without building the
+    environment (for checking a grid of runs before any starts, as `robot-rl sweep` does)."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    prefix = next((p for p in TASK_CHECKS if task.startswith(p)), None)
+    return TASK_CHECKS[prefix](task[len(prefix):]) if prefix else _sim_task_error(task)
 
 
 def make_env(task: str, obs_type: str = "state", seed: int | None = None, frame_stack: int = 1,

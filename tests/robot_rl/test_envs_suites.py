@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from robot_rl.envs import EnvInfo, make_env
+from robot_rl.envs import EnvInfo, make_env, task_error
 
 
 def run_episode(env, policy, seed=0):
@@ -111,3 +111,13 @@ def test_env_info_round_trips_episodic():
     old = info.as_dict()
     del old["episodic"]  # an info written before terminal states were stored: folded into truncation
     assert not EnvInfo.from_dict(old).episodic
+
+
+def test_task_names_are_checked_without_building_environments():
+    assert all(task_error(t) is None for t in ("panda-reach", "mw:pick-place", "mw:reach-sparse", "dmc:reacher-easy",
+                                               "gym:Pendulum-v1", "gym:panda_gym:PandaReach-v3"))
+    assert "did you mean ['reach'" in task_error("mw:raech")
+    assert "not a dm_control suite task" in task_error("dmc:cartpole-juggle")
+    assert "panda-reach" in task_error("panda-fly")
+    assert "No module named" in task_error("gym:no_such_module:Thing-v0")
+    assert "Pendulum" in task_error("gym:Pendulum-v9")
