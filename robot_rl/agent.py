@@ -3,16 +3,28 @@ sub-trajectories (joint-embedding consistency, reward and TD value losses; polic
 value scaling and an entropy bonus; Polyak-averaged target Q)."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from robot_rl.agent_config import AgentConfig, check_planner, heuristic_discount
 from robot_rl.layers import random_shift
+from robot_rl.overrides import ConfigError
 from robot_rl.planner import plan, sample_noise
 from robot_rl.replay_buffer import Batch
 from robot_rl.two_hot import soft_ce
-from robot_rl.world_model import ObsSpec, WorldModel
+from robot_rl.world_model import ObsSpec, PolicySample, WorldModel
+
+# The policy's entropy bonus per sample (AgentConfig.entropy): (...) from a PolicySample with actions (..., A).
+ENTROPY_BONUS: dict[str, Callable[[PolicySample], torch.Tensor]] = {
+    # TD-MPC2's `scaled_entropy`: -log-prob of the pre-tanh Gaussian sample, times the action dimension (the
+    # official writes it as -log_prob_squashed * (A * log_prob_gaussian) / (log_prob_squashed + 1e-8))
+    "scaled_gaussian": lambda s: -s.gaussian_log_prob * s.action.shape[-1],
+    # -log-density of the tanh-squashed action, unscaled
+    "squashed": lambda s: -s.log_prob,
+}
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -34,10 +46,15 @@ class TDMPC2:
         self.discount = heuristic_discount(episode_length, cfg)
         self.model = WorldModel(cfg, obs_spec, action_dim).to(self.device)
         m = self.model
+        if cfg.entropy not in ENTROPY_BONUS:
+            raise ConfigError(f"entropy={cfg.entropy!r}; expected one of {list(ENTROPY_BONUS)}")
+        self._entropy = ENTROPY_BONUS[cfg.entropy]
+        heads = [m.dynamics, m.reward_head, m.qs] + ([m.termination_head] if cfg.episodic else [])
         self.optim = torch.optim.Adam([
             {"params": m.encoder.parameters(), "lr": cfg.lr * cfg.enc_lr_scale},
-            {"params": [*m.dynamics.parameters(), *m.reward_head.parameters(), *m.qs.parameters()]},
+            {"params": [p for head in heads for p in head.parameters()]},
         ], lr=cfg.lr, fused=True)  # fused: one kernel for all parameters instead of ~10 ops per tensor
+        self._model_params = [p for g in self.optim.param_groups for p in g["params"]]
         self.pi_optim = torch.optim.Adam(m.pi_head.parameters(), lr=cfg.lr, eps=1e-5, fused=True)
         self.scale = torch.ones((), device=self.device)  # running 5th-95th percentile range of Q
         self.prev_mean = torch.zeros(1, cfg.planner.horizon, action_dim, device=self.device)
@@ -45,10 +62,16 @@ class TDMPC2:
         # objective (MoDem's behaviour-cloning term on the demo share of a batch, robot_rl/modem.py).
         self.pi_regulariser = None
         self._rho = cfg.rho ** torch.arange(cfg.horizon + 1, dtype=torch.float32, device=self.device)
+        self._scale_quantiles = torch.tensor([0.05, 0.95], device=self.device)
         self.model.eval()
+        if self.device.type == "cuda":  # TF32 tensor-core matmuls (10 mantissa bits; TD-MPC2 trains in them)
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        # On CUDA the compiled losses replay as CUDA graphs (mode="reduce-overhead"): one launch per function.
+        self._cuda_graphs = compile and self.device.type == "cuda"
         if compile:  # the loss computations; optimiser steps stay eager
             # (inductor's pattern matcher fails on this graph in torch 2.13: "slice_shape" missing)
-            options = {"pattern_matcher": False}
+            options = {"pattern_matcher": False, "triton.cudagraphs": self._cuda_graphs}
             self._model_loss = torch.compile(self._model_loss, options=options)
             self._pi_forward = torch.compile(self._pi_forward, options=options)
 
@@ -88,40 +111,51 @@ class TDMPC2:
         return action[0].cpu().numpy()
 
     # ---- learning ----
-    def update(self, batch: Batch) -> dict[str, float]:
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One gradient step on `batch`. Returns the losses as detached 0-d tensors on the device: they leave it
+        only when the caller converts them (e.g. when it logs)."""
         obs = batch.obs
         if "pixels" in obs and self.cfg.pixel_shift > 0:
             pix = obs["pixels"]
             obs = dict(obs, pixels=random_shift(pix.reshape(-1, *pix.shape[2:]), self.cfg.pixel_shift)
                        .reshape(pix.shape))
+        terminated = batch.terminated if self.cfg.episodic and batch.terminated is not None \
+            else torch.zeros_like(batch.reward)
+        if self._cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         self.model.train()
         try:
-            info = self._update_step(obs, batch.action, batch.reward)
+            info = self._update_step(obs, batch.action, batch.reward, terminated)
         finally:
             self.model.eval()
-        return {k: float(v) for k, v in info.items()}
+        return info
 
-    def _td_target(self, next_z: torch.Tensor, reward: torch.Tensor) -> torch.Tensor:
+    def _q_pair(self) -> torch.Tensor | None:
+        """Indices (on the device) of 2 random Q heads, or None (every head) when there are no more than 2."""
+        if self.model.num_q <= 2:
+            return None
+        return torch.rand(self.model.num_q, device=self.device).argsort()[:2]
+
+    def _td_target(self, next_z: torch.Tensor, reward: torch.Tensor, terminated: torch.Tensor) -> torch.Tensor:
+        """reward + discount x min over 2 random target heads, not bootstrapped past a terminal state."""
         action, _, _ = self.model.pi(next_z)
-        q = self.model.q_values(next_z, action, target=True)  # (num_q, H, B)
-        pair = torch.randperm(q.shape[0], device=q.device)[:2]  # min over 2 random heads
-        return reward + self.discount * q[pair].min(0).values
+        q = self.model.q_values(next_z, action, target=True, heads=self._q_pair())  # (2, H, B)
+        return reward + self.discount * (1.0 - terminated) * q.min(0).values
 
-    def _update_step(self, obs: dict[str, torch.Tensor], action: torch.Tensor, reward: torch.Tensor):
+    def _update_step(self, obs: dict[str, torch.Tensor], action: torch.Tensor, reward: torch.Tensor,
+                     terminated: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg, m = self.cfg, self.model
-        total, zs, info = self._model_loss(obs, action, reward)
+        total, zs, info = self._model_loss(obs, action, reward, terminated)
         self.optim.zero_grad(set_to_none=True)
         total.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            [p for g in self.optim.param_groups for p in g["params"]], cfg.grad_clip_norm, foreach=True)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self._model_params, cfg.grad_clip_norm, foreach=True)
         self.optim.step()
 
         zs = zs.detach()
-        _, log_prob, q = self._pi_forward(zs)
+        entropy, q = self._pi_forward(zs)
         with torch.no_grad():  # running 5th-95th percentile range of Q, at least 1
-            lo, hi = torch.quantile(q[0], torch.tensor([0.05, 0.95], device=q.device))
+            lo, hi = torch.quantile(q[0], self._scale_quantiles)
             self.scale.lerp_(torch.clamp(hi - lo, min=1.0), cfg.tau)
-        entropy = -log_prob
         rho = self._rho[: zs.shape[0]]
         pi_loss = (-(cfg.entropy_coef * entropy + q / self.scale).mean(-1) * rho).mean()
         if self.pi_regulariser is not None:
@@ -131,17 +165,21 @@ class TDMPC2:
         torch.nn.utils.clip_grad_norm_(m.pi_head.parameters(), cfg.grad_clip_norm, foreach=True)
         self.pi_optim.step()
         m.update_target(cfg.tau)
-        return {**info, "total_loss": total.detach(), "grad_norm": grad_norm.detach(), "pi_loss": pi_loss.detach(),
-                "entropy": entropy.mean().detach(), "pi_scale": self.scale.clone()}
+        # clones: under CUDA graphs the compiled functions' outputs are overwritten by their next replay
+        return {**{k: v.clone() for k, v in info.items()}, "total_loss": total.detach().clone(),
+                "grad_norm": grad_norm.detach(), "pi_loss": pi_loss.detach(), "entropy": entropy.detach().mean(),
+                "pi_scale": self.scale.clone()}
 
-    def _model_loss(self, obs: dict[str, torch.Tensor], action: torch.Tensor, reward: torch.Tensor):
-        """World-model loss over the horizon: consistency, reward and TD value, weighted by rho^t."""
+    def _model_loss(self, obs: dict[str, torch.Tensor], action: torch.Tensor, reward: torch.Tensor,
+                    terminated: torch.Tensor):
+        """World-model loss over the horizon: consistency, reward and TD value weighted by rho^t (and, for
+        episodic tasks, the termination BCE)."""
         cfg, m = self.cfg, self.model
         horizon = action.shape[0]
         rho = self._rho[:horizon]
         with torch.no_grad():
             next_z = m.encode({k: v[1:] for k, v in obs.items()})  # (H, B, L)
-            td_target = self._td_target(next_z, reward)  # (H, B)
+            td_target = self._td_target(next_z, reward, terminated)  # (H, B)
         z = m.encode({k: v[0] for k, v in obs.items()})
         zs = [z]
         consistency = 0.0
@@ -157,15 +195,20 @@ class TDMPC2:
         value_loss = value_loss / (horizon * m.num_q)
         consistency = consistency / horizon
         total = cfg.consistency_coef * consistency + cfg.reward_coef * reward_loss + cfg.value_coef * value_loss
-        return total, zs, {"consistency_loss": consistency.detach(), "reward_loss": reward_loss.detach(),
-                           "value_loss": value_loss.detach()}
+        info = {"consistency_loss": consistency.detach(), "reward_loss": reward_loss.detach(),
+                "value_loss": value_loss.detach()}
+        if cfg.episodic:  # does the step into latent t+1 end the episode (TD-MPC2: on the rolled-out latents)
+            termination_loss = F.binary_cross_entropy_with_logits(m.termination(zs[1:]), terminated)
+            total = total + cfg.termination_coef * termination_loss
+            info["termination_loss"] = termination_loss.detach()
+        return total, zs, info
 
-    def _pi_forward(self, zs: torch.Tensor):
-        """Policy samples on the (detached) latents and their Q: mean of 2 random heads, Q weights fixed."""
-        action, _, log_prob = self.model.pi(zs)
-        q = self.model.q_values(zs, action, detach=True)
-        pair = torch.randperm(q.shape[0], device=q.device)[:2]
-        return action, log_prob, q[pair].mean(0)  # (H+1, B)
+    def _pi_forward(self, zs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Policy samples on the (detached) latents: their entropy bonus (H+1, B) and Q (H+1, B), the mean of
+        2 random heads with the Q weights fixed."""
+        sample = self.model.pi_sample(zs)
+        q = self.model.q_values(zs, sample.action, detach=True, heads=self._q_pair())
+        return self._entropy(sample), q.mean(0)
 
     # ---- persistence ----
     def state_dict(self) -> dict:

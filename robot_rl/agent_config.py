@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 # The paper's model-size presets (parameters in millions, single-task state input; as in the authors'
 # release, the 1M model has 2 Q heads and the 317M model 8).
@@ -71,6 +72,14 @@ class AgentConfig:
     reward_coef: float = 0.1
     value_coef: float = 0.1
     entropy_coef: float = 1e-4
+    # The policy's entropy bonus (robot_rl/agent.py ENTROPY_BONUS): "scaled_gaussian" is TD-MPC2's
+    # `scaled_entropy`, -log-prob of the pre-tanh Gaussian sample x the action dimension; "squashed" is
+    # -log-prob of the tanh-squashed action, unscaled (this project's earlier form, ~7x weaker at 8 dims).
+    entropy: Literal["scaled_gaussian", "squashed"] = "scaled_gaussian"
+    # Episodic tasks (TD-MPC2's `episodic`): a termination head trained with BCE on Batch.terminated, and TD
+    # targets that do not bootstrap past a terminal state. Off: every episode end is a truncation.
+    episodic: bool = False
+    termination_coef: float = 1.0
     tau: float = 0.01
     discount: float = 0.0          # 0: the paper's heuristic from the episode length
     discount_denom: float = 5.0

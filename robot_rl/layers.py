@@ -5,17 +5,38 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 
 def mish(x: torch.Tensor) -> torch.Tensor:
     """Mish, x * tanh(softplus(x)), rewritten with one sigmoid: with q = sigmoid(-x)^2,
     tanh(softplus(x)) = (1 - q) / (1 + q). Same values (to 5e-7), 2.7x faster than F.mish on this CPU build
-    (whose tanh/softplus kernels are slow), and plain Sigmoid/Mul/Div ops in ONNX. Under autograd F.mish is
-    used instead: its fused backward beats differentiating the rewritten form."""
-    if x.requires_grad:
-        return F.mish(x)
+    (whose tanh/softplus kernels are slow), and plain Sigmoid/Mul/Div ops in ONNX."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return _MishFn.apply(x)
     q = torch.sigmoid(-x).square()
     return x * (1.0 - q) / (1.0 + q)
+
+
+class _MishFn(torch.autograd.Function):
+    """Mish under autograd: the sigmoid form, with its derivative t + x * sigmoid(x) * (1 - t^2)
+    (t = tanh(softplus(x)), sigmoid(x) = 1 - sigmoid(-x)) computed in the same pass and saved alone, so the
+    backward is one multiply. LayerNorm + this: 1.9x less CPU time forward+backward than LayerNorm + F.mish
+    (768x384 floats, 1 thread, thread CPU time)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        s = torch.sigmoid(-x)
+        q = s * s
+        t = (1.0 - q).div_(q.add_(1.0))
+        ctx.save_for_backward(s.neg_().add_(1.0).mul_(x).mul_(1.0 - t * t).add_(t))
+        return x * t
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (slope,) = ctx.saved_tensors
+        return grad * slope
 
 
 class Mish(nn.Module):
@@ -91,15 +112,19 @@ class EnsembleMLP(nn.Module):
                 self.ln_weights.append(nn.Parameter(torch.ones(num, 1, dims[i + 1])))
                 self.ln_biases.append(nn.Parameter(torch.zeros(num, 1, dims[i + 1])))
 
-    def forward(self, x: torch.Tensor, detach: bool = False, dropout: bool | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, detach: bool = False, dropout: bool | None = None,
+                members: torch.Tensor | None = None) -> torch.Tensor:
+        """`members` (k,) long: evaluate only those members (k weight slices gathered; output (k, ..., out))."""
         lead = x.shape[:-1]
         x = x.reshape(-1, x.shape[-1])
         n_layers = len(self.weights)
         use_dropout = self.training if dropout is None else dropout
+
+        def pick(p: torch.Tensor) -> torch.Tensor:
+            p = p.detach() if detach else p
+            return p if members is None else p.index_select(0, members)
         for i in range(n_layers):
-            w, b = self.weights[i], self.biases[i]
-            if detach:
-                w, b = w.detach(), b.detach()
+            w, b = pick(self.weights[i]), pick(self.biases[i])
             if i == 0:  # shared input: one (B, in) @ (in, num*out) matmul for all members
                 num, d_in, d_out = w.shape
                 x = (x @ w.permute(1, 0, 2).reshape(d_in, num * d_out)).reshape(-1, num, d_out).transpose(0, 1) + b
@@ -108,11 +133,8 @@ class EnsembleMLP(nn.Module):
             if i < n_layers - 1:
                 if i == 0 and self.dropout > 0 and use_dropout:
                     x = F.dropout(x, self.dropout, training=True)
-                g, beta = self.ln_weights[i], self.ln_biases[i]
-                if detach:
-                    g, beta = g.detach(), beta.detach()
-                x = mish(F.layer_norm(x, x.shape[-1:]) * g + beta)
-        return x.reshape(self.num, *lead, x.shape[-1])
+                x = mish(torch.addcmul(pick(self.ln_biases[i]), F.layer_norm(x, x.shape[-1:]), pick(self.ln_weights[i])))
+        return x.reshape(x.shape[0], *lead, x.shape[-1])
 
 
 def zero_output_layer(module: nn.Module) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -16,6 +17,14 @@ from robot_rl.two_hot import two_hot_inv
 # Observation spec: modality name -> shape. "state" is a float vector (D,), "pixels" uint8 (C, H, W).
 ObsSpec = dict[str, tuple[int, ...]]
 MODALITIES = ("state", "pixels")
+
+
+class PolicySample(NamedTuple):
+    """A reparameterised sample of the tanh-squashed Gaussian policy prior."""
+    action: torch.Tensor              # tanh(mean + eps * std), in [-1, 1]
+    mean: torch.Tensor                # tanh(mean): the deterministic action
+    log_prob: torch.Tensor            # log-density of `action` (with the tanh change of variables)
+    gaussian_log_prob: torch.Tensor   # log-density of the pre-tanh Gaussian sample (what TD-MPC2's entropy uses)
 
 
 class Encoder(nn.Module):
@@ -65,6 +74,8 @@ class WorldModel(nn.Module):
         self.dynamics = mlp(latent + action_dim, hidden, latent, out_act=SimNorm(cfg.simnorm_dim))
         self.reward_head = mlp(latent + action_dim, hidden, cfg.num_bins)
         self.pi_head = mlp(latent, hidden, 2 * action_dim)
+        # episodic tasks (TD-MPC2's `episodic`): logit that the step into a latent ended the episode
+        self.termination_head = mlp(latent, hidden, 1) if cfg.episodic else None
         self.qs = EnsembleMLP(dims.num_q, latent + action_dim, hidden, cfg.num_bins, dropout=cfg.dropout)
         init_trunc_normal_(self)
         zero_output_layer(self.reward_head)
@@ -90,23 +101,33 @@ class WorldModel(nn.Module):
     def pi(self, z: torch.Tensor, eps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample the policy prior with standard-normal `eps` (drawn here when None).
         Returns (action, deterministic action tanh(mean), log-probability of action) with actions in [-1, 1]."""
+        sample = self.pi_sample(z, eps)
+        return sample.action, sample.mean, sample.log_prob
+
+    def pi_sample(self, z: torch.Tensor, eps: torch.Tensor | None = None) -> PolicySample:
         mean, log_std = self.pi_head(z).chunk(2, dim=-1)
         log_std = self.log_std_min + 0.5 * self.log_std_dif * (torch.tanh(log_std) + 1)
         if eps is None:
             eps = torch.randn_like(mean)
         action = torch.tanh(mean + eps * log_std.exp())
-        log_prob = (-0.5 * eps.pow(2) - log_std).sum(-1) - 0.5 * math.log(2 * math.pi) * eps.shape[-1]
-        log_prob = log_prob - torch.log(torch.relu(1 - action.pow(2)) + 1e-6).sum(-1)  # tanh change of variables
-        return action, torch.tanh(mean), log_prob
+        gaussian = (-0.5 * eps.pow(2) - log_std).sum(-1) - 0.5 * math.log(2 * math.pi) * eps.shape[-1]
+        squashed = gaussian - torch.log(torch.relu(1 - action.pow(2)) + 1e-6).sum(-1)  # tanh change of variables
+        return PolicySample(action, torch.tanh(mean), squashed, gaussian)
+
+    def termination(self, z: torch.Tensor) -> torch.Tensor:
+        """Termination logits (...) of latents (..., L); only for cfg.episodic models."""
+        if self.termination_head is None:
+            raise ValueError("termination: this world model is not episodic (AgentConfig.episodic=false)")
+        return self.termination_head(z).squeeze(-1)
 
     def q(self, z: torch.Tensor, a: torch.Tensor, target: bool = False, detach: bool = False,
-          dropout: bool | None = None) -> torch.Tensor:
-        """Q logits of every head, (num_q, ..., num_bins)."""
-        heads = self.target_qs if target else self.qs
-        return heads(torch.cat([z, a], dim=-1), detach=detach, dropout=False if target else dropout)
+          dropout: bool | None = None, heads: torch.Tensor | None = None) -> torch.Tensor:
+        """Q logits (num_q, ..., num_bins) of every head, or of the heads indexed by `heads` (k,) only."""
+        ensemble = self.target_qs if target else self.qs
+        return ensemble(torch.cat([z, a], dim=-1), detach=detach, dropout=False if target else dropout, members=heads)
 
     def q_values(self, z: torch.Tensor, a: torch.Tensor, **kwargs) -> torch.Tensor:
-        """Decoded Q values of every head, (num_q, ...)."""
+        """Decoded Q values (num_q or len(heads), ...); keywords as `q`."""
         return two_hot_inv(self.q(z, a, **kwargs), self.cfg.vmin, self.cfg.vmax)
 
     @torch.no_grad()

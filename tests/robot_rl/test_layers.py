@@ -20,6 +20,26 @@ def test_fast_mish_matches_torch():
     assert torch.isfinite(mish(torch.tensor([-1e4, 1e4]))).all()
 
 
+def test_fast_mish_gradient_matches_torch():
+    x = torch.linspace(-30, 30, 10001, requires_grad=True)
+    mish(x).backward(torch.ones_like(x))
+    ref = x.detach().clone().requires_grad_(True)
+    F.mish(ref).backward(torch.ones_like(ref))
+    torch.testing.assert_close(x.grad, ref.grad, atol=2e-6, rtol=1e-5)
+    assert torch.autograd.gradcheck(mish, torch.randn(32, dtype=torch.float64, requires_grad=True))
+
+
+def test_ensemble_members_subset_equals_those_rows_of_the_full_output():
+    torch.manual_seed(0)
+    ens = EnsembleMLP(5, 6, [16, 16], 4).eval()
+    x = torch.randn(3, 6, requires_grad=True)
+    members = torch.tensor([4, 0])
+    sub = ens(x, members=members)
+    torch.testing.assert_close(sub, ens(x)[members])
+    sub.sum().backward()
+    assert ens.weights[0].grad[[1, 2, 3]].abs().sum() == 0 and ens.weights[0].grad[[0, 4]].abs().sum() > 0
+
+
 def test_ensemble_matches_member_by_member_mlps():
     torch.manual_seed(0)
     ens = EnsembleMLP(3, 6, [16, 16], 4).eval()
