@@ -21,6 +21,8 @@ class Config:
     device: str = "auto"
     threads: int = 0                 # torch CPU threads (0: torch's default)
     use_planner_config: bool = False  # true: evaluate with the planner.* keys below instead of the checkpoint's
+    view: str = ""                   # rerun: show the episodes in Rerun (live viewer, else view_rrd)
+    view_rrd: str = ""               # .rrd file for view=rerun; default eval_view.rrd beside the checkpoint
     planner: PlannerConfig = field(default_factory=PlannerConfig)
 
 
@@ -28,9 +30,10 @@ def eval_seed(seed: int, episode: int) -> int:
     return EVAL_SEED_OFFSET + seed * 10_000 + episode
 
 
-def evaluate(agent, pool, episodes: int, seed: int, progress: bool = False) -> dict[str, float]:
+def evaluate(agent, pool, episodes: int, seed: int, progress: bool = False, view=None) -> dict[str, float]:
     """Run `episodes` deterministic-mode episodes, batched over the pool's environments (one planner call
-    acts for all of them); returns mean/std return and success rate."""
+    acts for all of them); returns mean/std return and success rate. `view`: a collector observer
+    (robot_rl/training/view.py)."""
     from tqdm import tqdm
 
     from robot_rl.training.collector import Collector
@@ -39,6 +42,8 @@ def evaluate(agent, pool, episodes: int, seed: int, progress: bool = False) -> d
     obs_keys = list(agent.model.obs_spec)
     collector = Collector(pool, AgentActing(agent, pool.num_envs, eval_mode=True), lambda e: eval_seed(seed, e),
                           obs_keys, agent.action_dim, max_episodes=episodes)
+    if view is not None:
+        collector.observers.append(view)
     done = []
     with tqdm(total=episodes, disable=not progress, desc="evaluating", leave=False, dynamic_ncols=True) as bar:
         while len(done) < episodes:
@@ -82,8 +87,19 @@ def run(config: Config) -> int:
         return 2
     torch.manual_seed(config.seed)
     pool = eval_pool(env_info.task, env_info.obs_type, env_info.frame_stack, config.seed, config.episodes)
-    result = evaluate(agent, pool, config.episodes, config.seed, progress=True)
+    from pathlib import Path
+
+    from robot_rl.training.view import open_step_view
+
+    view = open_step_view(config.view, f"eval {env_info.task}",
+                          Path(config.view_rrd or Path(config.checkpoint).with_name("eval_view.rrd")), env_info,
+                          pool.num_envs)
+    result = evaluate(agent, pool, config.episodes, config.seed, progress=True, view=view)
     pool.close()
+    if view is not None:
+        saved = view.close()
+        if saved is not None:
+            print(f"Rerun view saved to {saved}")
     print(f"{env_info.task} (step {payload['step']}, {config.episodes} episodes, "
           f"{'planner' if agent.cfg.planner.plan else 'policy'}): mean return {result['return']:.3f} "
           f"+- {result['return_std']:.3f}, success rate {100 * result['success']:.0f}%")

@@ -52,6 +52,8 @@ class Config(AgentConfig):
     progress: bool = True              # tqdm bar
     tensorboard: bool = True
     profile: bool = False              # print where the time went (env, act, buffer, sample, update, eval, ...)
+    view: str = ""                     # rerun: show the run in Rerun (live viewer, else out/view.rrd)
+    view_envs: int = 1                 # environments shown by view=rerun
     frame_stack: int = 3               # pixels: stack the last k camera frames (TD-MPC2 uses 3, MoDem 2)
     action: str = ""                   # sim tasks: joint | ee | ee_yaw (empty: the task's default, sim/env.py)
     action_history: int = 0            # sim tasks: the last k actions in the state (for action latency)

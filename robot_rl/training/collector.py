@@ -39,6 +39,7 @@ class Collector:
         self.returns = np.zeros(n)
         self.lengths = np.zeros(n, dtype=np.int64)
         self.draining = False
+        self.observers: list = []  # on_step(step, envs, obs, actions, rewards, successes): e.g. a Rerun view
 
     @property
     def idle(self) -> bool:
@@ -81,6 +82,9 @@ class Collector:
                 actions = np.asarray(self.strategy.act(obs, self.first[running], running, global_step), np.float32)
             with self.timer.phase("env"):
                 results = self.pool.step(running.tolist(), actions)
+            for observer in self.observers:
+                observer.on_step(global_step + len(running), running, [r[0] for r in results], actions,
+                                 [r[1] for r in results], [r[4] for r in results])
             for i, action, (obs_i, reward, terminated, truncated, success) in zip(running, actions, results):
                 last = terminated or truncated
                 self.returns[i] += reward

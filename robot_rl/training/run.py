@@ -69,6 +69,12 @@ class TrainingRun:
         self.collector = Collector(self.pool, strategy, lambda e: episode_seed(config.seed, e), obs_keys,
                                    info.action_dim, timer=self.timer)
         self.learner = Learner(self.agent, self.buffer, sampler, timer=self.timer)
+        from robot_rl.training.view import open_step_view
+
+        self.view = open_step_view(config.view, f"train {config.task}", self.out / "view.rrd", info,
+                                   config.view_envs, self.acting)
+        if self.view is not None:
+            self.collector.observers.append(self.view)
         self.step = 0
         self.episodes = 0          # finished episodes
         self.update_credit = 0.0
@@ -265,3 +271,7 @@ class TrainingRun:
     def close(self) -> None:
         self.pool.close()
         self.eval_pool.close()
+        if self.view is not None:
+            path = self.view.close()
+            if path is not None:
+                print(f"Rerun view saved to {path} (open it with `rerun {path}`)")

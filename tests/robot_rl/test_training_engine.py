@@ -233,3 +233,17 @@ def test_bad_training_input_is_refused_clearly(tmp_path, capsys):
             in err.out + err.err
     finally:
         del gym.registry["SingleInstance-v0"]
+
+
+def test_train_and_eval_view_rerun_write_rrd_files_with_the_expected_entities(tmp_path):
+    from tests.hardware.test_rerun_view import entity_paths
+
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "steps=80", "seed_steps=40", "envs=2", "view=rerun", "view_envs=2",
+                 f"out={out}"]) == 0
+    paths = entity_paths(out / "view.rrd")
+    for env in (0, 1):
+        for entity in ("action", "reward", "success", "joints/position", "scene/tool", "scene/goal", "plan/actions"):
+            assert f"/env/{env}/{entity}" in paths, (entity, sorted(paths))
+    assert main(["eval", f"checkpoint={out / 'agent.pt'}", "episodes=2", "threads=1", "view=rerun"]) == 0
+    assert {"/env/0/action", "/env/1/scene/goal"} <= entity_paths(out / "eval_view.rrd")
