@@ -59,6 +59,15 @@ VIDEO_CODEC, VIDEO_OPTIONS = "libsvtav1", {"g": "2", "crf": "30"}
 FPS_TOLERANCE_S = 1e-4      # LeRobot's default tolerance_s between timestamps and frame_index / fps
 
 
+def _require_libraries(where: Path) -> None:
+    """pyarrow and PyAV come with the `datasets` extra; say so instead of a bare ModuleNotFoundError."""
+    import importlib.util
+
+    missing = [name for name in ("pyarrow", "av") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise DemoError(f"{where}: LeRobotDatasets need {missing} (pip install 'robot_rl[datasets]')")
+
+
 def is_lerobot_dataset(path: str | Path) -> bool:
     return (Path(path) / INFO).is_file()
 
@@ -226,6 +235,7 @@ def save_lerobot(path: str | Path, meta: DemoMeta, episodes: list[DemoEpisode], 
                  robot_type: str | None = None) -> Path:
     """Write demonstrations as a LeRobotDataset v3 folder, atomically (temp folder, then rename)."""
     path = Path(path)
+    _require_libraries(path)
     for i, ep in enumerate(episodes):
         check_episode(ep, meta, f"{path} (episode {i})")
     if not episodes:
@@ -464,11 +474,11 @@ def _decode_video(path: Path, fps: int) -> dict[int, np.ndarray]:
 
 def read_lerobot(path: str | Path, max_episodes: int = 0) -> LeRobotData:
     """Read and check a LeRobotDataset v3 folder (the first `max_episodes` episodes; 0: all)."""
-    import pyarrow as pa
-
     root = Path(path)
     if not root.is_dir():
         raise DemoError(f"{root}: LeRobotDataset folder not found")
+    _require_libraries(root)
+    import pyarrow as pa
     info = _load_info(root)
     fps, features = info["fps"], info["features"]
     where = root / INFO
