@@ -1,5 +1,6 @@
-"""policy_node (its own process, real DDS on loopback) against what an outside review did to it: a flood of 1.6 MB
-/goal messages from an independent participant (another process) while the e-stop is pressed; a stranger
+"""policy_node (its own process, real DDS on loopback) against what an outside review did to it: hostile joint
+states (a name that is not UTF-8, NaN, disagreeing lengths) and a flood of 1.6 MB /goal messages from an
+independent participant (another process), the e-stop pressed during the flood; a stranger
 publishing /estop false and /estop_reset true; a position-only arm (NaN velocities) that names its joints
 fr3_joint1..7; a controller whose joint order differs from the commands'."""
 import subprocess
@@ -152,7 +153,7 @@ def test_position_only_arm_with_other_joint_names(cell, domain, tiny_bundle):
     """An FR3-like arm: joints fr3_joint1..7, NaN velocities (no velocity interface), as a bridge republishes
     the simulated arm's joint states."""
     c = cell()
-    bridged = c.test.create_publisher(m.JointState, "/fr3/joint_states", )
+    bridged = c.test.create_publisher(m.JointState, "/fr3/joint_states")
     names = {f"panda_joint{i}": f"fr3_joint{i}" for i in range(1, 8)}
 
     def bridge(msg):
@@ -181,3 +182,58 @@ def test_a_controller_with_another_joint_order_is_refused(domain, tiny_bundle, t
     proc = start_policy_node(domain, tiny_bundle, f"controller_joints_file:={yaml}")
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode != 0 and "but the commands go out in the order" in out and str(yaml) in out, out
+
+
+HOSTILE = """
+import os, time
+from cyclonedds._clayer import ddspy_write
+from cyclonedds.domain import DomainParticipant
+from cyclonedds.pub import DataWriter
+from cyclonedds.topic import Topic
+from hardware import messages as m
+from hardware.transport.base import QOS_DEFAULT, QOS_SENSOR_DATA
+from hardware.transport.dds import dds_qos
+participant = DomainParticipant(int(os.environ["ROS_DOMAIN_ID"]))
+def writer(topic, msg_type, qos):
+    w = DataWriter(participant, Topic(participant, "rt" + topic, msg_type), qos=dds_qos(qos))
+    while not w.get_matched_subscriptions():
+        time.sleep(0.01)
+    return w
+states = writer("/joint_states", m.JointState, QOS_SENSOR_DATA)
+bad = bytearray(m.joint_state(["a"], [0.25]).serialize())
+bad[bad.index(b"a\\x00")] = 0xFF                                   # the 52-byte sample of the review
+names = [f"panda_joint{i}" for i in range(1, 8)]
+bad_names = bytearray(m.joint_state(names, [0.0] * 7, stamp_ns=time.time_ns()).serialize())
+bad_names[bad_names.index(b"panda_joint3")] = 0xFE                  # a real joint's name, not UTF-8
+for _ in range(20):
+    ddspy_write(states._ref, bytes(bad))
+    ddspy_write(states._ref, bytes(bad_names))
+    states.write(m.JointState(name=names, position=[float("nan")] * 7))   # well-formed garbage
+    states.write(m.JointState(name=names, position=[0.0] * 3))           # lengths that disagree
+    time.sleep(0.02)
+goal = writer("/goal", m.Float64MultiArray, QOS_DEFAULT)
+goal.write(m.Float64MultiArray(data=[float("inf")] * 3))
+goal.write(m.Float64MultiArray(data=[1.0] * 100))                   # 800 bytes: under the bound, wrong length
+print("sent", flush=True)
+"""
+
+
+def test_hostile_joint_states_and_goals_do_not_crash_the_node(cell, domain, tiny_bundle):
+    """The review's 52-byte JointState (a joint name that is not UTF-8) killed any DDS node; here it, a real
+    joint's name garbled, NaN positions and disagreeing lengths come from another process's participant."""
+    c = cell()
+    proc = start_policy_node(domain, tiny_bundle, "safety.ramp_time_s:=0.0")
+    try:
+        c.wait(lambda: c.diagnostics and c.diagnostics[-1]["status"] in ("ok", "limited"), what="running")
+        hostile = subprocess.run([sys.executable, "-c", HOSTILE], env=dds_env(domain), cwd=ROOT, timeout=60,
+                                 capture_output=True, text=True)
+        assert "sent" in hostile.stdout, hostile.stdout + hostile.stderr
+        sent = time.monotonic()
+        time.sleep(1.0)
+        c.wait(lambda: c.diagnostics[-1]["status"] in ("ok", "limited"), timeout=5, what="running again")
+    finally:
+        out = stop(proc)
+    assert proc.returncode == 0, out                               # alive until asked to stop
+    assert len(c.commands_between(sent)) >= 10 and within_limits([q for _, q in c.commands]), out
+    assert "JointState" in out and "unusable" in out
+    assert out.count("unusable") <= 3, "bad messages are logged throttled, not one line each"
