@@ -227,10 +227,6 @@ def _video_info(path: Path) -> dict:
                 "has_audio": False}
 
 
-def _task_text(meta: DemoMeta) -> str:
-    return meta.task
-
-
 def save_lerobot(path: str | Path, meta: DemoMeta, episodes: list[DemoEpisode], overwrite: bool = False,
                  robot_type: str | None = None) -> Path:
     """Write demonstrations as a LeRobotDataset v3 folder, atomically (temp folder, then rename)."""
@@ -308,7 +304,7 @@ def _write(root: Path, meta: DemoMeta, episodes: list[DemoEpisode], fps: int, ro
     import pyarrow as pa
 
     rows: dict[str, list] = {"episode_index": list(range(len(episodes))),
-                             "tasks": [[_task_text(meta)] for _ in episodes], "length": lengths,
+                             "tasks": [[meta.task] for _ in episodes], "length": lengths,
                              "data/chunk_index": [0] * len(episodes), "data/file_index": [0] * len(episodes),
                              "dataset_from_index": starts.tolist(),
                              "dataset_to_index": (starts + np.array(lengths)).tolist()}
@@ -334,7 +330,7 @@ def _write(root: Path, meta: DemoMeta, episodes: list[DemoEpisode], fps: int, ro
         {"name": None, "field_name": "__index_level_0__", "pandas_type": "object", "numpy_type": "str",
          "metadata": None}], "attributes": {}, "creator": {"library": "pyarrow", "version": pa.__version__}}
     _write_table(root / TASKS, {"task_index": pa.array([0], pa.int64()),
-                                "__index_level_0__": pa.array([_task_text(meta)], pa.large_string())},
+                                "__index_level_0__": pa.array([meta.task], pa.large_string())},
                  {b"pandas": json.dumps(pandas_meta).encode()})
 
     stats = {key: _aggregate([s[key] for s in episode_stats]) for key in episode_stats[0]}
