@@ -65,6 +65,7 @@ def test_estop_is_handled_during_a_flood_of_oversized_goals(cell, domain, tiny_b
         c.wait(lambda: c.diagnostics[-1].get("dropped_samples", {}).get("/goal"), timeout=20, what="the flood")
         flooding, before = time.monotonic(), dict(c.diagnostics[-1])
         time.sleep(1.0)
+        pressed_ns = time.time_ns()
         c.estop.publish(m.Bool(data=True))
         pressed = time.monotonic()
         time.sleep(PERIOD + BRAKE + 1.0)
@@ -87,6 +88,10 @@ def test_estop_is_handled_during_a_flood_of_oversized_goals(cell, domain, tiny_b
     held = c.commands_between(pressed + PERIOD + BRAKE + DDS_SLACK)
     assert len(held) >= 10 and max(steps_of(held)) < 1e-9, "the e-stop holds the arm within a period + braking"
     assert during["estop_latched"] and during["dropped_samples"]["/goal"]["oversized"] >= 5, (during, sent)
+    assert during["status"] == "hold_estop"
+    handled_s = (during["status_since_ns"] - pressed_ns) * 1e-9   # press -> the filter holding (same host clock)
+    print(f"e-stop applied {handled_s * 1e3:.1f} ms after the press, {facts}")
+    assert 0 < handled_s <= PERIOD + DDS_SLACK, f"e-stop applied {handled_s * 1e3:.1f} ms after the press"
 
 
 class Heartbeat:
