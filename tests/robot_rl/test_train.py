@@ -54,3 +54,27 @@ def test_train_on_gym_and_pixel_tasks(tmp_path):
                  f"out={tmp_path / 'pixels'}"]) == 0
     spec = load_checkpoint(tmp_path / "pixels" / "agent.pt")["env"]["obs_spec"]
     assert spec["pixels"] == {"shape": [9, 64, 64], "dtype": "uint8"}  # 3 stacked frames by default
+
+
+def test_fine_tune_starts_from_another_runs_agent_in_an_identified_simulator(tmp_path, capsys):
+    """init= carries the agent (not the buffer) into a run on other robot parameters, with randomisation."""
+    from calibration import hidden_arms
+    from sim.robot import load_robot
+
+    nominal = tmp_path / "nominal"
+    assert main(["train", *TINY, "steps=80", "eval_every=0", "tensorboard=false", f"out={nominal}"]) == 0
+    params = hidden_arms.write(tmp_path / "arm.yaml", hidden_arms.draw(5, load_robot("panda")), "panda")
+    tuned = tmp_path / "tuned"
+    # no updates: the fine-tuning run's agent is the nominal one, acting (not random) from its first step
+    assert main(["train", *TINY, "steps=40", "seed_steps=40", "updates_per_step=0", "eval_every=0",
+                 "tensorboard=false", f"init={nominal / 'agent.pt'}", f"params={params}", "randomize=true",
+                 f"out={tuned}"]) == 0
+    assert "starting from the agent in" in capsys.readouterr().out
+    a, b = load_checkpoint(nominal / "agent.pt"), load_checkpoint(tuned / "agent.pt")
+    for key, value in a["agent"]["model"].items():
+        assert torch.equal(value, b["agent"]["model"][key]), key
+    assert b["config"]["params"] == str(params) and b["step"] == 40
+    # another architecture is refused with the keys to use
+    assert main(["train", *TINY, "steps=40", "mlp_dim=64", "tensorboard=false", f"init={nominal / 'agent.pt'}",
+                 f"out={tmp_path / 'bad'}"]) == 2
+    assert "use the same model_size/enc_dim/mlp_dim/latent_dim/num_q" in capsys.readouterr().out
