@@ -9,8 +9,10 @@
 4. Evaluate each policy's success rate on the nominal simulator, the identified one (does it predict the real
    arm's success?), the hidden-parameter arm and the PyBullet arm.
 
-The trainer takes tasks by Gymnasium id, so the identified/hidden/PyBullet variants are registered here as ids
-(`robot_rl/panda-reach-<variant>-v0`) of sim.env.ArmEnv with `params=`, `randomize=`, `backend=`.
+The three trainings run through `robot_rl.sweep` (one Ray task each, `--cpus` of a local Ray or `--address` of a
+cluster) with the train keys `params=` and `randomize=`; finished ones are skipped when the command runs again.
+The evaluation targets (identified/hidden/PyBullet arms) are registered here as Gymnasium ids
+(`robot_rl/panda-reach-<variant>-v0`) of sim.env.ArmEnv with `params=`, `backend=`.
 
     .venv/bin/python benchmarks/sim2real.py --steps 3000 --episodes 20
 """
@@ -63,16 +65,17 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--trainings", default="nominal,identified,identified+dr")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/sim2real"))
+    ap.add_argument("--cpus", type=int, default=0, help="CPUs of the local Ray (0: all); one training per CPU")
+    ap.add_argument("--address", default="", help="a Ray cluster (auto, host:port, ray://...) instead")
     args = ap.parse_args()
 
     import torch
 
     from robot_rl.cli import main as cli
     from robot_rl.checkpoint import load_agent
-    from robot_rl.envs import make_env
-    from robot_rl.evaluate import evaluate
-    from robot_rl.overrides import build, load_yaml
-    from robot_rl.train import Config, train
+    from robot_rl.evaluate import eval_pool, evaluate
+    from robot_rl.overrides import load_yaml
+    from robot_rl.sweep import check_grid, execute, make_run
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -101,30 +104,29 @@ def main() -> int:
         ci = f"[{p.ci[0]:.4g}, {p.ci[1]:.4g}]" if p.ci else ""
         print(f"{name:<28}{true:>10.4g}{p.value:>10.4g}   {ci}")
 
-    variants = {"nominal": f"panda-{args.task}",
-                "identified": register(args.task, "identified", params=str(identified)),
-                "identified+dr": register(args.task, "identified-dr", params=str(identified), randomize=True)}
+    variants = {"nominal": {}, "identified": {"params": str(identified)},
+                "identified+dr": {"params": str(identified), "randomize": True}}
     targets = {"nominal sim": f"panda-{args.task}",
-               "identified sim": variants["identified"],     # does the identified sim predict the real arm?
+               "identified sim": register(args.task, "identified", params=str(identified)),  # predicts the real arm?
                "hidden arm": register(args.task, "hidden", params=str(hidden)),
                "pybullet arm": register(args.task, "pybullet", backend="pybullet")}
     preset = load_yaml(ROOT / "robot_rl/presets/cpu_small.yaml")
+    trainings = args.trainings.split(",")
+    runs = [make_run(f"panda-{args.task}", training.replace("+", "-"), args.seed, {
+                "preset": preset, "benchmark": {"steps": args.steps, "eval_every": 0, "eval_episodes": 5,
+                                                "threads": args.threads, "tensorboard": False,
+                                                "checkpoint_every": max(1, args.steps // 4), **variants[training]}},
+                out, labels={"steps": str(args.steps)}) for training in trainings]
+    check_grid(runs)
+    markers = execute(runs, address=args.address, local_cpus=args.cpus)
     rows = []
-    for training in args.trainings.split(","):
-        run_dir = out / "runs" / f"{training}-s{args.seed}-{args.steps}"
-        start = time.time()
-        if not (run_dir / "agent.pt").is_file():
-            cfg = build(Config, preset, {"task": variants[training], "seed": args.seed, "steps": args.steps,
-                                         "out": str(run_dir), "eval_every": 0, "eval_episodes": 5,
-                                         "threads": args.threads, "progress": False, "tensorboard": False,
-                                         "checkpoint_every": args.steps})
-            train(cfg)
-        train_min = (time.time() - start) / 60
-        agent, _, _ = load_agent(run_dir / "agent.pt", "cpu")
+    for training, run, marker in zip(trainings, runs, markers):
+        train_min = marker["train_s"] / 60
+        agent, _, _ = load_agent(run.folder / "agent.pt", "cpu")
         for target, task in targets.items():
-            env, _ = make_env(task, "state", seed=args.seed)
-            result = evaluate(agent, env, args.episodes, args.seed)
-            env.close()
+            pool = eval_pool(task, "state", 1, args.seed, args.episodes)
+            result = evaluate(agent, pool, args.episodes, args.seed)
+            pool.close()
             rows.append({"trained_in": training, "evaluated_on": target, "success": result["success"],
                          "return": round(result["return"], 2), "train_min": round(train_min, 1)})
             print(f"trained in {training:<14} evaluated on {target:<13} success {100 * result['success']:5.1f}%  "

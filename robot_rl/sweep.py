@@ -173,7 +173,8 @@ def train_run(run: Run) -> dict:
     os.chdir(run.cwd)  # a Ray worker starts elsewhere; the run's paths are the driver's
     run.folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with (run.folder / "log.txt").open("a", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    with (run.folder / "log.txt").open("a", buffering=1) as log, contextlib.redirect_stdout(log), \
+            contextlib.redirect_stderr(log):
         result = train(build(TrainConfig, run.train, sources=(f"run {run.name}",)))
     if result is None:
         raise SweepError(f"run {run.name}: training refused to start; see {run.folder / 'log.txt'}")
@@ -232,7 +233,8 @@ def execute(runs: list[Run], address: str = "", local_cpus: int = 0, progress: b
                     try:
                         markers[run.name] = ray.get(done[0])
                     except ray.exceptions.RayError as err:
-                        failures.append(f"{run.name}: {err} (log: {run.folder / 'log.txt'})")
+                        cause = getattr(err, "cause", None) or err  # a task's own exception, without Ray's frame
+                        failures.append(f"{run.name}: {type(cause).__name__}: {cause} (log: {run.folder / 'log.txt'})")
                     bar.update(1)
         finally:
             if started:
