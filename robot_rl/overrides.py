@@ -34,7 +34,25 @@ def parse_pairs(args: list[str]) -> dict[str, str]:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML layer of config keys. `base: other.yaml` (beside it) layers the file on another one."""
     path = Path(path)
+    data = _read_yaml(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: field 'base' is {base!r}; expected the name of another YAML file")
+    return _merged(load_yaml(path.parent / base), data)
+
+
+def _merged(under: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(under)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
