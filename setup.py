@@ -55,6 +55,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("launch/config/*.yaml")),
+        (f"share/{PACKAGE}/security", glob("launch/security/*.xml")),   # SROS2 governance + policy (docs/sros2.md)
     ],
     python_requires=">=3.10",
     install_requires=RUNTIME,
