@@ -27,6 +27,7 @@ from cyclonedds.util import duration
 
 from hardware.log_throttle import ThrottledLog
 from hardware.messages import max_sample_bytes
+from hardware.transport.dds_graph import GraphAnnouncer
 from hardware.transport.dds_participant import (Security, domain_config, endpoint_user_data, participant_qos,
                                                  security_from_env)
 from hardware.transport.node_args import Remap, remap_topic
@@ -131,6 +132,7 @@ class _DomainContext:
         self.topics: dict[str, Topic] = {}
         self.topic_lock = threading.Lock()
         self._publications = None
+        self.graph = GraphAnnouncer(self.participant)   # what `ros2 node list` reads (dds_graph.py)
 
     def publications(self) -> list:
         """Discovered DCPSPublication samples of live writers (own process included)."""
@@ -179,6 +181,11 @@ class DdsPublisher:
     def matched_subscriptions(self) -> int:
         """How many readers (any process) are matched; lets callers wait for discovery before publishing."""
         return len(self._writer.get_matched_subscriptions())
+
+    @property
+    def guid(self):
+        """The writer's DDS GUID (None once destroyed)."""
+        return self._writer.guid if self._writer is not None else None
 
     def destroy(self) -> None:
         self._writer = None
@@ -306,11 +313,13 @@ class DdsNode(Node):
     def create_publisher(self, msg_type, topic, qos=QOS_DEFAULT):
         publisher = DdsPublisher(self, msg_type, self.resolve(topic), qos)
         self.publishers.append(publisher)
+        self._announce()
         return publisher
 
     def create_subscription(self, msg_type, topic, callback, qos=QOS_DEFAULT):
         subscription = DdsSubscription(self, msg_type, self.resolve(topic), callback, qos)
         self.subscriptions.append(subscription)
+        self._announce()
         self._changed()
         return subscription
 
@@ -365,9 +374,15 @@ class DdsNode(Node):
             executor.remove_node(self)
         for timer in self.timers:
             timer.cancel()
+        self.context.graph.remove(id(self))
         self.publishers.clear()
         self.subscriptions.clear()
         self.timers.clear()
+
+    def _announce(self) -> None:
+        """This node, its readers and writers on the graph topic, as an rclpy node appears there."""
+        self.context.graph.update(id(self), self.namespace, self.name, [s.reader.guid for s in self.subscriptions],
+                                  [p.guid for p in self.publishers if p.guid is not None])
 
     def _changed(self) -> None:
         for executor in self._executors:

@@ -123,3 +123,39 @@ def test_sros2_on_a_cyclone_without_security(domain, tmp_path, strategy):
     proc.terminate()
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0 and "running UNSECURED" in err, err
+
+
+def test_nodes_are_announced_on_the_ros_graph_topic(domain):
+    """What `ros2 node list` reads: ParticipantEntitiesInfo on ros_discovery_info, read here by a plain
+    cyclonedds reader as rmw's graph cache reads it, and decoded by rosbags as rmw_dds_common's message."""
+    from cyclonedds.core import Qos
+    from cyclonedds.domain import DomainParticipant
+    from cyclonedds.sub import DataReader
+    from cyclonedds.topic import Topic
+    from cyclonedds.util import duration
+    from rosbags.typesys import Stores, get_typestore
+
+    from hardware.transport.dds_graph import (DISCOVERY_TOPIC, PARTICIPANT_ENTITIES_INFO_HASH,
+                                              ParticipantEntitiesInfo)
+
+    store = get_typestore(Stores.ROS2_JAZZY)
+    assert store.hash_rihs01("rmw_dds_common/msg/ParticipantEntitiesInfo") == PARTICIPANT_ENTITIES_INFO_HASH
+    node = DdsNode("talker", namespace="/arm", domain_id=domain)
+    publisher = node.create_publisher(m.JointState, "joint_states")
+    subscription = node.create_subscription(m.Bool, "/estop", lambda msg: None)
+    tool = DomainParticipant(domain)   # another participant of this process, like a ROS 2 tool's
+    reader = DataReader(tool, Topic(tool, DISCOVERY_TOPIC, ParticipantEntitiesInfo),
+                        qos=Qos(Policy.Reliability.Reliable(duration(milliseconds=100)),
+                                Policy.Durability.TransientLocal, Policy.History.KeepLast(1)))
+    deadline, infos = time.monotonic() + 10, []
+    while time.monotonic() < deadline and not infos:
+        infos = [s for s in reader.take(N=10) if bytes(s.gid.data) == node.context.participant.guid.bytes]
+        time.sleep(0.05)
+    (entry,) = infos[-1].node_entities_info_seq
+    assert (entry.node_namespace, entry.node_name) == ("/arm", "talker")
+    assert [bytes(g.data) for g in entry.writer_gid_seq] == [publisher.guid.bytes]
+    assert [bytes(g.data) for g in entry.reader_gid_seq] == [subscription.reader.guid.bytes]
+    decoded = store.deserialize_cdr(infos[-1].serialize(), "rmw_dds_common/msg/ParticipantEntitiesInfo")
+    assert decoded.node_entities_info_seq[0].node_name == "talker"
+    assert bytes(decoded.gid.data) == node.context.participant.guid.bytes
+    node.destroy()
