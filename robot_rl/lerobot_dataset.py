@@ -24,7 +24,8 @@ layout, normalised actions) travels in info.json under "robot_rl", which LeRobot
 
 Datasets recorded by LeRobot on a real arm carry no such metadata: `read_lerobot` returns their joint positions
 (observation.state), actions (absolute joint targets when the action names end in ".pos", per-step deltas in rad
-when they end in ".delta"), camera frames and the optional goal in observation.environment_state; the
+when they end in ".delta"), the first camera's frames (from the mp4, or PNG images inside the parquet when LeRobot
+recorded with use_videos=False) and the optional goal in observation.environment_state; the
 conversion to a task's state and action spaces is robot_rl/recording_to_demos.py's, as for rosbag2 recordings.
 """
 from __future__ import annotations
@@ -503,10 +504,10 @@ def read_lerobot(path: str | Path, max_episodes: int = 0) -> LeRobotData:
                        ("next.success", bool)):
         if key in features:
             columns[key] = _column(data, key, data_file, vector(key), dtype)
-    cameras = [k for k, ft in features.items() if ft["dtype"] == "video"]
-    if any(ft["dtype"] == "image" for ft in features.values()):
-        raise DemoError(f"{where}: image features stored as PNG in parquet are not read here; only video features")
-    camera = cameras[0] if cameras else None
+    cameras = [k for k, ft in features.items() if ft["dtype"] in ("video", "image")]
+    camera = cameras[0] if cameras else None     # the first camera (robot_rl policies see one)
+    if camera is not None and features[camera]["dtype"] == "image" and camera not in data.column_names:
+        raise DemoError(f"{data_file}: column {camera!r} missing (meta/info.json lists it as an image feature)")
     videos: dict[tuple[int, int], dict[int, np.ndarray]] = {}
     out = []
     for row in rows:
@@ -527,28 +528,16 @@ def read_lerobot(path: str | Path, max_episodes: int = 0) -> LeRobotData:
             raise DemoError(f"{data_file}: column 'timestamp' of episode {e} steps {step:.4f} s (frame {k} at "
                             f"{stamps[k]:.4f} s); meta/info.json field 'fps' is {fps} (expected steps of "
                             f"{1 / fps:.4f} s)")
-        images = None
-        if camera is not None:
-            chunk, file = row.get(f"videos/{camera}/chunk_index"), row.get(f"videos/{camera}/file_index")
-            start = row.get(f"videos/{camera}/from_timestamp")
-            if chunk is None or file is None or start is None:
-                raise DemoError(f"{ep_files[0]}: columns 'videos/{camera}/...' missing for episode {e}")
-            video = root / info.get("video_path", VIDEO_PATH).format(video_key=camera, chunk_index=chunk,
-                                                                      file_index=file)
-            if (chunk, file) not in videos:
-                videos[(chunk, file)] = _decode_video(video, fps)
-            decoded = videos[(chunk, file)]
-            first = int(round(start * fps))
-            numbers = [first + int(round(t * fps)) for t in stamps - stamps[0]]
-            missing = [k for k in numbers if k not in decoded]
-            if missing:
-                raise DemoError(f"{video}: no frame at {missing[0] / fps:.3f} s for episode {e} "
-                                f"({len(decoded)} frames decoded)")
-            images = np.stack([decoded[k] for k in numbers])
+        images, source = None, data_file
+        if camera is not None and features[camera]["dtype"] == "video":
+            images, source = _video_frames(root, info, row, camera, stamps, videos, ep_files[0])
+        elif camera is not None:
+            images = _parquet_images(root, data.column(camera).slice(lo, n).to_pylist(), data_file, camera)
+        if images is not None:
             shape, axes = features[camera]["shape"], features[camera].get("names") or ["height", "width", "c"]
             h, w = (shape[1], shape[2]) if axes[0] in ("channel", "channels") else (shape[0], shape[1])
             if images.shape[1:3] != (h, w):
-                raise DemoError(f"{video}: frames are {images.shape[2]}x{images.shape[1]}; meta/info.json field "
+                raise DemoError(f"{source}: frames are {images.shape[2]}x{images.shape[1]}; meta/info.json field "
                                 f"'features.{camera}.shape' says {w}x{h}")
         out.append(LeRobotEpisode(
             state=columns[STATE][lo:hi] if STATE in columns else None, action=columns["action"][lo:hi],
@@ -558,6 +547,52 @@ def read_lerobot(path: str | Path, max_episodes: int = 0) -> LeRobotData:
     names = lambda key: list(features.get(key, {}).get("names") or [])  # noqa: E731
     return LeRobotData(root=root, info=info, fps=fps, episodes=out, state_names=names(STATE),
                        action_names=names(ACTION), env_state_names=names(ENV_STATE), camera=camera)
+
+
+def _video_frames(root: Path, info: dict, row: dict, camera: str, stamps: np.ndarray,
+                  videos: dict, episodes_file: Path) -> tuple[np.ndarray, Path]:
+    """One episode's frames out of the mp4 that holds them, by its from_timestamp and the frame timestamps."""
+    fps, e = info["fps"], row["episode_index"]
+    chunk, file = row.get(f"videos/{camera}/chunk_index"), row.get(f"videos/{camera}/file_index")
+    start = row.get(f"videos/{camera}/from_timestamp")
+    if chunk is None or file is None or start is None:
+        raise DemoError(f"{episodes_file}: columns 'videos/{camera}/...' missing for episode {e}")
+    video = root / info.get("video_path", VIDEO_PATH).format(video_key=camera, chunk_index=chunk, file_index=file)
+    if (chunk, file) not in videos:
+        videos[(chunk, file)] = _decode_video(video, fps)
+    decoded = videos[(chunk, file)]
+    first = int(round(start * fps))
+    numbers = [first + int(round(t * fps)) for t in stamps - stamps[0]]
+    missing = [k for k in numbers if k not in decoded]
+    if missing:
+        raise DemoError(f"{video}: no frame at {missing[0] / fps:.3f} s for episode {e} ({len(decoded)} frames "
+                        f"decoded)")
+    return np.stack([decoded[k] for k in numbers]), video
+
+
+def _parquet_images(root: Path, cells: list, data_file: Path, camera: str) -> np.ndarray:
+    """An image feature (LeRobot's use_videos=False): PNG/JPEG bytes in the parquet ({bytes, path}), decoded
+    losslessly with PyAV; a cell without bytes points at a file under the dataset folder."""
+    import io
+
+    import av
+
+    frames = []
+    for k, cell in enumerate(cells):
+        data = (cell or {}).get("bytes")
+        if data is None and (cell or {}).get("path"):
+            try:
+                data = (root / cell["path"]).read_bytes()
+            except OSError as err:
+                raise DemoError(f"{data_file}: column {camera!r} row {k}: image file unreadable ({err})") from None
+        if data is None:
+            raise DemoError(f"{data_file}: column {camera!r} row {k}: no image bytes or path")
+        try:
+            with av.open(io.BytesIO(data), format="image2pipe") as container:
+                frames.append(next(container.decode(video=0)).to_ndarray(format="rgb24"))
+        except (av.error.FFmpegError, StopIteration) as err:
+            raise DemoError(f"{data_file}: column {camera!r} row {k}: undecodable image ({err})") from None
+    return np.stack(frames)
 
 
 def load_lerobot(path: str | Path, max_episodes: int = 0) -> tuple[DemoMeta, list[DemoEpisode]]:

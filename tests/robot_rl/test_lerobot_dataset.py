@@ -235,3 +235,30 @@ def test_demos_command_writes_lerobot_format(tmp_path, capsys):
     assert meta.task == "panda-reach" and meta.obs_keys == ["state"] and len(episodes) == 1
     assert not (out / "videos").exists()
     assert json.loads((out / "meta/info.json").read_text())["robot_type"] == "panda"
+
+
+def test_reads_cameras_stored_as_images_in_the_parquet(source):
+    """LeRobot's other camera storage (use_videos=False, PNG in the parquet), by LeRobot's own writer: lossless."""
+    data = read_lerobot(FIXTURES / "lerobot_panda_reach_images")
+    (ep,) = data.episodes
+    assert data.camera == "observation.images.front" and len(ep.images) == 6
+    np.testing.assert_array_equal(ep.images, source["image_0"][:6])
+    np.testing.assert_array_equal(ep.state, source["state_0"][:6])
+    meta, (demo,) = load_demos(FIXTURES / "lerobot_panda_reach_images", task="panda-reach")
+    assert meta.obs_keys == ["state", "pixels"] and demo.pixels.shape == (6, 3, 64, 64)
+
+
+def test_undecodable_image_names_the_file_column_and_row(tmp_path):
+    import pyarrow as pa
+
+    root = tmp_path / "ds"
+    shutil.copytree(FIXTURES / "lerobot_panda_reach_images", root)
+    data = root / "data/chunk-000/file-000.parquet"
+    table = pq.read_table(data)
+    cells = table.column("observation.images.front").to_pylist()
+    cells[2] = {"bytes": b"not a png", "path": None}
+    table = table.set_column(table.column_names.index("observation.images.front"), "observation.images.front",
+                             pa.array(cells, table.schema.field("observation.images.front").type))
+    pq.write_table(table, data)
+    with pytest.raises(DemoError, match=r"file-000.parquet: column 'observation.images.front' row 2: undecodable"):
+        read_lerobot(root)
