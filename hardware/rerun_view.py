@@ -70,7 +70,8 @@ class RerunView:
         view = RerunView("train panda-reach", rrd=run_folder / "view.rrd", obs_layout=env_info.obs_layout,
                          joint_names=env_info.joint_names)
         view.log_step(step, env_index, obs, action, reward, info)   # after each env.step; obs/info as the env's
-        view.log_plan(step, env_index, actions, tool_path=None)       # the planner's chosen sequence, (H, A)
+        view.log_plan(step, env_index, actions, tool_path)            # the planner's chosen sequence, (H, A);
+                                        # tool_path: robot_rl.planned_path.tool_path(env, actions), (H + 1, 3)
         view.close()
     `obs` is the environment's observation dict ("state", "pixels"), numpy arrays (the observation after the
     step); `info` may carry "success", "ee_pos"/"tool", "goal", "object_pos", "joint_positions",
