@@ -53,9 +53,12 @@ class ReplayBuffer:
         self.pos = 0          # next entry to write
         self.size = 0         # entries written and not yet overwritten
         self.episodes = 0     # episodes started
+        self.writes = 0       # entries ever written (a device mirror copies what came since its last look)
+        self.layout = 0       # bumped when the arrays are replaced (grown or loaded): mirrors copy all again
         self._alloc(min(capacity, 4096))
 
     def _alloc(self, n: int) -> None:
+        self.layout = getattr(self, "layout", 0) + 1
         old = getattr(self, "episode", None)
         obs = {k: np.zeros((n, *shape), dtype=dtype) for k, (shape, dtype) in self.obs_spec.items()}
         action = np.zeros((n, self.action_dim), dtype=np.float32)
@@ -84,6 +87,7 @@ class ReplayBuffer:
         self.terminated[i] = float(terminated)
         self.episode[i] = self.episodes - 1
         self.pos = (self.pos + 1) % self.capacity
+        self.writes += 1
         self.size = min(self.size + 1, self.capacity)
 
     def start_episode(self, obs: dict[str, np.ndarray]) -> None:
@@ -127,14 +131,20 @@ class ReplayBuffer:
             idx[bad] = self.rng.integers(0, self.size, int(bad.sum()))
         raise RuntimeError(f"replay buffer holds no sub-trajectory of {self.horizon + 1} steps from one episode")
 
-    def sample(self, batch_size: int, device: torch.device | str = "cpu") -> Batch:
+    def sample_steps(self, batch_size: int) -> np.ndarray:
+        """Entry indices (H+1, B) of `batch_size` random sub-trajectories."""
         start = self.sample_indices(batch_size)
-        steps = (start[None, :] + np.arange(self.horizon + 1)[:, None]) % self.capacity  # (H+1, B)
-        obs = {k: torch.from_numpy(v[steps]).to(device) for k, v in self.obs.items()}
-        action = torch.from_numpy(self.action[steps[1:]]).to(device)
-        reward = torch.from_numpy(self.reward[steps[1:]]).to(device)
-        terminated = torch.from_numpy(self.terminated[steps[1:]]).to(device)
-        return Batch(obs=obs, action=action, reward=reward, terminated=terminated)
+        return (start[None, :] + np.arange(self.horizon + 1)[:, None]) % self.capacity
+
+    def sample(self, batch_size: int, device: torch.device | str = "cpu", pin: bool = False) -> Batch:
+        """`pin`: gather into pinned host memory and copy asynchronously (CUDA, when the storage is on the host)."""
+        steps = self.sample_steps(batch_size)
+
+        def to_device(a: np.ndarray) -> torch.Tensor:
+            t = torch.from_numpy(a)
+            return t.pin_memory().to(device, non_blocking=True) if pin else t.to(device)
+        return Batch(obs={k: to_device(v[steps]) for k, v in self.obs.items()}, action=to_device(self.action[steps[1:]]),
+                     reward=to_device(self.reward[steps[1:]]), terminated=to_device(self.terminated[steps[1:]]))
 
     # --- persistence (resume) ---
     def state(self) -> dict:
@@ -158,6 +168,7 @@ class ReplayBuffer:
         self.terminated = np.array(state.get("terminated", np.zeros(n)), dtype=np.float32)  # older files: none
         self.episode = np.array(state["episode"], dtype=np.int64)
         self.pos, self.size, self.episodes = state["pos"], state["size"], state["episodes"]
+        self.layout += 1
         self.rng.bit_generator.state = state["rng"]
 
     def save(self, path: str | Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from robot_rl.replay_buffer import Batch, ReplayBuffer
@@ -17,14 +18,65 @@ class BatchSampler(Protocol):
     def load_state(self, state: dict) -> None: ...
 
 
-class UniformSampler:
-    """Sub-trajectories drawn uniformly from the interaction buffer (TD-MPC2)."""
+class DeviceMirror:
+    """A copy of the buffer's storage on the training device, kept up to date with the entries written since the
+    last batch (so a CUDA update gathers its batch on the GPU instead of copying it from the host each time)."""
 
     def __init__(self, buffer: ReplayBuffer, device: torch.device):
         self.buffer, self.device = buffer, device
+        self.layout, self.writes = -1, 0
+        self.arrays: dict[str, torch.Tensor] = {}
+
+    def _host_arrays(self) -> dict[str, np.ndarray]:
+        b = self.buffer
+        return {**{f"obs.{k}": v for k, v in b.obs.items()}, "action": b.action, "reward": b.reward,
+                "terminated": b.terminated}
+
+    def sync(self) -> None:
+        b = self.buffer
+        host = self._host_arrays()
+        new = b.writes - self.writes
+        if b.layout != self.layout or new >= len(b.episode):
+            self.arrays = {k: torch.from_numpy(v).to(self.device) for k, v in host.items()}
+        elif new:
+            rows = (b.pos - new + np.arange(new)) % len(b.episode)
+            index = torch.as_tensor(rows, device=self.device)
+            for k, v in host.items():
+                self.arrays[k][index] = torch.from_numpy(v[rows]).to(self.device)
+        self.layout, self.writes = b.layout, b.writes
+
+    def sample(self, batch_size: int) -> Batch:
+        self.sync()
+        steps = torch.as_tensor(self.buffer.sample_steps(batch_size), device=self.device)
+        a = self.arrays
+        obs = {k[4:]: v[steps] for k, v in a.items() if k.startswith("obs.")}
+        return Batch(obs=obs, action=a["action"][steps[1:]], reward=a["reward"][steps[1:]],
+                     terminated=a["terminated"][steps[1:]])
+
+
+def fits_on_device(buffer: ReplayBuffer, device: torch.device, share: float = 0.25) -> bool:
+    """The buffer at full capacity takes at most `share` of the device's free memory."""
+    if device.type != "cuda":
+        return False
+    entry = sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in buffer.obs_spec.values())
+    entry += 4 * (buffer.action_dim + 2)
+    free, _ = torch.cuda.mem_get_info(device)
+    return buffer.capacity * entry <= share * free
+
+
+class UniformSampler:
+    """Sub-trajectories drawn uniformly from the interaction buffer (TD-MPC2). On CUDA the storage is mirrored
+    on the GPU when it fits, else batches are gathered in pinned host memory and copied asynchronously."""
+
+    def __init__(self, buffer: ReplayBuffer, device: torch.device, mirror: bool | None = None):
+        self.buffer, self.device = buffer, device
+        self.mirror = DeviceMirror(buffer, device) if (fits_on_device(buffer, device) if mirror is None
+                                                        else mirror) else None
 
     def sample(self, batch_size: int, step: int) -> Batch:
-        return self.buffer.sample(batch_size, self.device)
+        if self.mirror is not None:
+            return self.mirror.sample(batch_size)
+        return self.buffer.sample(batch_size, self.device, pin=self.device.type == "cuda")
 
     def state(self) -> dict:
         return {}  # the buffer's own generator is saved with the buffer

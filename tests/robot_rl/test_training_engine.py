@@ -247,3 +247,25 @@ def test_train_and_eval_view_rerun_write_rrd_files_with_the_expected_entities(tm
             assert f"/env/{env}/{entity}" in paths, (entity, sorted(paths))
     assert main(["eval", f"checkpoint={out / 'agent.pt'}", "episodes=2", "threads=1", "view=rerun"]) == 0
     assert {"/env/0/action", "/env/1/scene/goal"} <= entity_paths(out / "eval_view.rrd")
+
+
+def test_device_mirror_samples_what_the_buffer_samples():
+    """The GPU-side copy of the replay storage (tested here on the CPU device) stays equal to the buffer as
+    episodes arrive, the arrays grow and wrap, and gives the same batches for the same random draws."""
+    rng = np.random.default_rng(0)
+    buffer = ReplayBuffer(6000, {"state": ((3,), "float32")}, 2, horizon=3, seed=4)
+    twin = ReplayBuffer(6000, {"state": ((3,), "float32")}, 2, horizon=3, seed=4)
+    sampler = UniformSampler(buffer, torch.device("cpu"), mirror=True)
+    assert sampler.mirror is not None
+    for episode in range(320):  # ~7400 entries: grows past the first allocation (4096) and wraps
+        length = int(rng.integers(5, 40))
+        obs = {"state": rng.normal(size=(length + 1, 3)).astype(np.float32)}
+        action, reward = rng.uniform(-1, 1, (length, 2)).astype(np.float32), rng.normal(size=length).astype(np.float32)
+        for b in (buffer, twin):
+            b.add_episode(obs, action, reward, terminated=bool(episode % 3 == 0))
+        if episode % 25 == 0:
+            got, want = sampler.sample(64, 0), twin.sample(64)
+            torch.testing.assert_close(got.obs["state"], want.obs["state"])
+            for name in ("action", "reward", "terminated"):
+                torch.testing.assert_close(getattr(got, name), getattr(want, name))
+    assert buffer.writes > buffer.capacity
