@@ -106,7 +106,7 @@ def _sim_command(run: DdsRun, robot_name: str, state_hz: float, command_hz: floa
             "-p", f"{which}:={controller}", "-p", f"params_control_hz:={float(command_hz)}",
             # Catch up however late a busy computer runs the sim (in bursts) instead of freezing its physics:
             # dropped periods would be time the recording says passed and the arm did not move through.
-            "-p", f"max_catch_up:={int(round(5.0 * state_hz))}"]
+            "-p", f"max_catch_up:={int(round(1.0 * state_hz))}"]
     if run.sim_params:
         argv += ["-p", f"params_file:={Path(run.sim_params).resolve()}"]
     return argv

@@ -327,9 +327,10 @@ def fit(arm: ArmModel, priors: list[Prior], fit_segments: list[Segment], holdout
     costs, starts = {}, {}
     for latency in range(max_latency + 1):
         params = _parameter_dict(priors).move_off_bounds()
-        if max_latency == 0:
+        if max_latency == 0 and offset_ticks == 0:     # nothing to choose: the full fit starts at the prior
             costs[latency], starts[latency] = 0.0, params
             break
+        # A short fit per candidate: the offsets are then scored near the data's parameters, not the prior's.
         residual_fn = _residual_fn(arm, sequences_at(latency * period), threads)
         opt, _ = _optimize(params, residual_fn, priors, latency_iters, log)
         costs[latency], starts[latency] = _cost(residual_fn, opt), opt
@@ -342,7 +343,10 @@ def fit(arm: ArmModel, priors: list[Prior], fit_segments: list[Segment], holdout
             continue
         offset_costs[round(offset, 9)] = _cost(_residual_fn(arm, sequences_at(latency * period + offset), threads),
                                                starts[latency])
-    offset = min(offset_costs, key=offset_costs.get) if offset_costs else 0.0
+    offset = 0.0
+    if offset_costs:     # ties (offsets that land commands on the same ticks) go to the smallest offset
+        best = min(offset_costs.values())
+        offset = min((o for o, c in offset_costs.items() if c <= best * (1 + 1e-9)), key=abs)
     if offset_costs:
         progress(f"time offset {offset * 1e3:+.1f} ms beyond {latency} command periods: cost "
                  f"{offset_costs[offset]:.6g} (at 0: {offset_costs.get(0.0, float('nan')):.6g})")

@@ -24,7 +24,7 @@ def _commands(robot, seconds: float, hz: float) -> np.ndarray:
 def recordings(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fail")
     robot = load_robot("panda")
-    commands = _commands(robot, 3.0, 20.0)
+    commands = _commands(robot, 2.5, 20.0)
     loaded = {"payload_mass": 1.5, "kp/panda_joint4": 2200.0, "obs_noise": 2e-4}
     write_recording(folder / "loaded", run_commands(robot, commands, 20.0, loaded, state_hz=100.0, seed=1))
     write_recording(folder / "unloaded", run_commands(robot, commands, 20.0, {"obs_noise": 2e-4}, state_hz=100.0,
@@ -34,8 +34,8 @@ def recordings(tmp_path_factory):
 
 def _fit(folder, out, *extra):
     return main(["sysid", "fit", f"recording={folder / 'loaded'}", f"holdout={folder / 'unloaded'}", f"out={out}",
-                 "joints=panda_joint2,panda_joint4", "kinds=kp", "max_latency=0", "offset_ticks=0", "max_iters=10",
-                 "html_report=false", *extra])
+                 "joints=panda_joint2,panda_joint4", "kinds=kp", "max_latency=0", "offset_ticks=0", "max_iters=5",
+                 *extra])
 
 
 def test_fit_that_does_not_beat_the_prior_fails_and_writes_nothing(recordings, tmp_path, capsys):
@@ -48,7 +48,12 @@ def test_fit_that_does_not_beat_the_prior_fails_and_writes_nothing(recordings, t
     prior, fitted = (float(v) for v in err.split("joint RMSE ")[1].split(" rad")[0].split(" -> "))
     assert fitted > prior
     assert not out.exists()
-    assert (tmp_path / "robot_params_report" / "summary.txt").is_file()     # the report says why
+    report = tmp_path / "robot_params_report"                              # the report says why, offline
+    assert "FAILED" in (report / "report.html").read_text() and "://" not in (report / "report.html").read_text()
+    assert "data:image/png;base64," in (report / "report.html").read_text()
+    summary = (report / "summary.txt").read_text()
+    assert "determined" in summary and "warnings:" in summary
+    assert (report / "intervals.png").stat().st_size > 5_000 and (report / "trajectories.png").stat().st_size > 10_000
 
 
 def test_force_writes_a_failed_fit(recordings, tmp_path, capsys):
