@@ -66,7 +66,7 @@ class Modem:
 
     def __init__(self, cfg: ModemConfig, demos: str | Path, agent, env_info, seed: int, seed_steps: int):
         check_config(cfg)
-        meta, episodes = load_demos(demos, cfg.episodes)
+        meta, episodes = load_demos(demos, cfg.episodes, task=env_info.task)  # task: LeRobot-recorded datasets
         model_spec = {k: shape for k, (shape, _) in env_info.obs_spec.items()}
         check_compatible(meta, demos, env_info.task, model_spec, env_info.action_dim, env_info.obs_layout)
         self.cfg, self.agent, self.seed_steps = cfg, agent, seed_steps
