@@ -98,10 +98,37 @@ def test_localhost_range_is_found_with_enclave_and_typehash_and_off_is_not(domai
         writers = [s for s in listener.context.publications() if s.topic_name == "rt/joint_states"]
         assert writers and all(_user_data(w.qos) == f"typehash={JAZZY_HASHES[m.JointState]};".encode()
                                for w in writers)
+        # and the talker process's node is on the graph topic, with that writer (what `ros2 node list` shows)
+        nodes = {(n.node_namespace, n.node_name): n for info in _graph_samples(domain)
+                 for n in info.node_entities_info_seq}
+        assert {bytes(g.data) for g in nodes[("/", "talker")].writer_gid_seq} >= {w.key.bytes for w in writers}
     finally:
         talker.terminate()
         talker.communicate(timeout=20)
     listener.destroy()
+
+
+def _graph_samples(domain, timeout_s: float = 10.0) -> list:
+    """ParticipantEntitiesInfo samples on ros_discovery_info, read by a fresh participant as a ROS 2 tool's."""
+    from cyclonedds.core import Qos
+    from cyclonedds.domain import DomainParticipant
+    from cyclonedds.sub import DataReader
+    from cyclonedds.topic import Topic
+    from cyclonedds.util import duration
+
+    from hardware.transport.dds_graph import DISCOVERY_TOPIC, ParticipantEntitiesInfo
+
+    tool = DomainParticipant(domain)
+    reader = DataReader(tool, Topic(tool, DISCOVERY_TOPIC, ParticipantEntitiesInfo),
+                        qos=Qos(Policy.Reliability.Reliable(duration(milliseconds=100)),
+                                Policy.Durability.TransientLocal, Policy.History.KeepLast(1)))
+    deadline, samples = time.monotonic() + timeout_s, []
+    while time.monotonic() < deadline:
+        samples += reader.take(N=100)
+        if any(n.node_name == "talker" for s in samples for n in s.node_entities_info_seq):
+            break
+        time.sleep(0.05)
+    return samples
 
 
 @pytest.mark.parametrize("strategy", ["Enforce", "Permissive"])
