@@ -39,6 +39,7 @@ def generate_launch_description() -> LaunchDescription:
             launch_arguments={"bundle": LaunchConfiguration("bundle"), "mode": LaunchConfiguration("mode"),
                               "command_interface": LaunchConfiguration("command_interface")}.items()),
         Node(package="robot_rl", executable="recorder", name="recorder", output="screen",
+             ros_arguments=["--enclave", "/robot_rl/recorder"],   # SROS2 enclave (docs/sros2.md)
              condition=IfCondition(LaunchConfiguration("record")),
              parameters=[PathJoinSubstitution([share, "config", "recorder.yaml"])]),
     ])

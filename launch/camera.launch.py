@@ -15,6 +15,7 @@ def generate_launch_description() -> LaunchDescription:
                                                                   "camera.yaml"]),
                               description="ROS 2 parameter file for camera_node"),
         Node(package="robot_rl", executable="camera_node", name="camera", output="screen",
+             ros_arguments=["--enclave", "/robot_rl/camera"],   # SROS2 enclave (docs/sros2.md)
              parameters=[LaunchConfiguration("camera_config"),
                          {"serial": ParameterValue(LaunchConfiguration("serial"), value_type=str)}]),
     ])

@@ -23,6 +23,7 @@ def generate_launch_description() -> LaunchDescription:
                                                                   "policy.yaml"]),
                               description="ROS 2 parameter file for policy_node"),
         Node(package="robot_rl", executable="policy_node", name="policy", output="screen",
+             ros_arguments=["--enclave", "/robot_rl/policy"],   # SROS2 enclave (docs/sros2.md)
              parameters=[LaunchConfiguration("params_file"),
                          {"bundle": ParameterValue(LaunchConfiguration("bundle"), value_type=str),
                           "mode": ParameterValue(LaunchConfiguration("mode"), value_type=str),

@@ -83,3 +83,20 @@ def test_governance_controls_every_topic():
     assert topic_rule.findtext("enable_write_access_control") == topic_rule.findtext("enable_read_access_control") \
         == "true"
     assert topic_rule.findtext("data_protection_kind") == "ENCRYPT"
+
+
+def test_launch_files_give_nodes_enclaves_of_the_policy():
+    import ast
+
+    enclaves = set(grants())
+    used = {}
+    for path in sorted((ROOT / "launch").glob("*.launch.py")):
+        for call in ast.walk(ast.parse(path.read_text())):
+            if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "Node":
+                kw = {k.arg: k.value for k in call.keywords}
+                args = ast.literal_eval(kw["ros_arguments"]) if "ros_arguments" in kw else []
+                if "--enclave" in args:
+                    used[ast.literal_eval(kw["executable"])] = args[args.index("--enclave") + 1]
+    assert used == {"policy_node": "/robot_rl/policy", "camera_node": "/robot_rl/camera",
+                    "recorder": "/robot_rl/recorder"}
+    assert set(used.values()) <= enclaves
