@@ -78,7 +78,8 @@ def measure(preset: str, threads: int, repeats: int, compile: bool, obs_dim: int
 def run_tree(root: Path, args, preset: str) -> dict:
     cmd = [sys.executable, __file__, "--json", "--root", str(root), "--presets", preset,
            "--threads", str(args.threads), "--repeats", str(args.repeats),
-           "--obs-dim", str(args.obs_dim), "--action-dim", str(args.action_dim)] + (["--compile"] if args.compile else [])
+           "--obs-dim", str(args.obs_dim), "--action-dim", str(args.action_dim)]
+    cmd += ["--compile"] if args.compile else []
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])[0]
 

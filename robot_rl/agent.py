@@ -123,8 +123,7 @@ class TDMPC2:
             pix = obs["pixels"]
             obs = dict(obs, pixels=random_shift(pix.reshape(-1, *pix.shape[2:]), self.cfg.pixel_shift)
                        .reshape(pix.shape))
-        terminated = batch.terminated if self.cfg.episodic and batch.terminated is not None \
-            else torch.zeros_like(batch.reward)
+        terminated = batch.terminated if self.cfg.episodic else None  # None: no terminal states
         if self._cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()
         self.model.train()
@@ -140,14 +139,15 @@ class TDMPC2:
             return None
         return torch.rand(self.model.num_q, device=self.device).argsort()[:2]
 
-    def _td_target(self, next_z: torch.Tensor, reward: torch.Tensor, terminated: torch.Tensor) -> torch.Tensor:
+    def _td_target(self, next_z: torch.Tensor, reward: torch.Tensor, terminated: torch.Tensor | None) -> torch.Tensor:
         """reward + discount x min over 2 random target heads, not bootstrapped past a terminal state."""
         action, _, _ = self.model.pi(next_z)
         q = self.model.q_values(next_z, action, target=True, heads=self._q_pair())  # (2, H, B)
-        return reward + self.discount * (1.0 - terminated) * q.min(0).values
+        bootstrap = self.discount * q.min(0).values
+        return reward + (bootstrap if terminated is None else (1.0 - terminated) * bootstrap)
 
     def _update_step(self, obs: dict[str, torch.Tensor], action: torch.Tensor, reward: torch.Tensor,
-                     terminated: torch.Tensor) -> dict[str, torch.Tensor]:
+                     terminated: torch.Tensor | None) -> dict[str, torch.Tensor]:
         cfg, m = self.cfg, self.model
         total, zs, info = self._model_loss(obs, action, reward, terminated)
         self.optim.zero_grad(set_to_none=True)
@@ -175,7 +175,7 @@ class TDMPC2:
                 "pi_scale": self.scale.clone()}
 
     def _model_loss(self, obs: dict[str, torch.Tensor], action: torch.Tensor, reward: torch.Tensor,
-                    terminated: torch.Tensor):
+                    terminated: torch.Tensor | None):
         """World-model loss over the horizon: consistency, reward and TD value weighted by rho^t (and, for
         episodic tasks, the termination BCE)."""
         cfg, m = self.cfg, self.model
@@ -202,7 +202,9 @@ class TDMPC2:
         info = {"consistency_loss": consistency.detach(), "reward_loss": reward_loss.detach(),
                 "value_loss": value_loss.detach()}
         if cfg.episodic:  # does the step into latent t+1 end the episode (TD-MPC2: on the rolled-out latents)
-            termination_loss = F.binary_cross_entropy_with_logits(m.termination(zs[1:]), terminated)
+            logits = m.termination(zs[1:])
+            termination_loss = F.binary_cross_entropy_with_logits(
+                logits, terminated if terminated is not None else torch.zeros_like(logits))
             total = total + cfg.termination_coef * termination_loss
             info["termination_loss"] = termination_loss.detach()
         return total, zs, info

@@ -11,26 +11,28 @@ from torch.autograd.function import once_differentiable
 def mish(x: torch.Tensor) -> torch.Tensor:
     """Mish, x * tanh(softplus(x)), rewritten with one sigmoid: with q = sigmoid(-x)^2,
     tanh(softplus(x)) = (1 - q) / (1 + q). Same values (to 5e-7), 2.7x faster than F.mish on this CPU build
-    (whose tanh/softplus kernels are slow), and plain Sigmoid/Mul/Div ops in ONNX."""
+    (whose tanh/softplus kernels are slow), and plain Sigmoid/Mul/Div ops in ONNX. In place after the first
+    op: each fresh (..., 512) buffer costs about as much as the arithmetic on it."""
     if x.requires_grad and torch.is_grad_enabled():
         return _MishFn.apply(x)
-    q = torch.sigmoid(-x).square()
-    return x * (1.0 - q) / (1.0 + q)
+    q = x.neg().sigmoid_().square_()
+    return torch.sub(1.0, q).div_(q.add_(1.0)).mul_(x)
 
 
 class _MishFn(torch.autograd.Function):
     """Mish under autograd: the sigmoid form, with its derivative t + x * sigmoid(x) * (1 - t^2)
     (t = tanh(softplus(x)), sigmoid(x) = 1 - sigmoid(-x)) computed in the same pass and saved alone, so the
-    backward is one multiply. LayerNorm + this: 1.9x less CPU time forward+backward than LayerNorm + F.mish
-    (768x384 floats, 1 thread, thread CPU time)."""
+    backward is one multiply; 4 buffers. 2.5x less CPU time forward+backward than F.mish (768x384 floats,
+    1 thread, thread CPU time)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        s = torch.sigmoid(-x)
+        s = x.neg().sigmoid_()
         q = s * s
-        t = (1.0 - q).div_(q.add_(1.0))
-        ctx.save_for_backward(s.neg_().add_(1.0).mul_(x).mul_(1.0 - t * t).add_(t))
-        return x * t
+        t = torch.sub(1.0, q).div_(q.add_(1.0))
+        one_minus_t2 = torch.mul(t, t, out=q).neg_().add_(1.0)
+        ctx.save_for_backward(s.neg_().add_(1.0).mul_(x).mul_(one_minus_t2).add_(t))
+        return t.mul_(x)
 
     @staticmethod
     @once_differentiable
@@ -133,7 +135,8 @@ class EnsembleMLP(nn.Module):
             if i < n_layers - 1:
                 if i == 0 and self.dropout > 0 and use_dropout:
                     x = F.dropout(x, self.dropout, training=True)
-                x = mish(torch.addcmul(pick(self.ln_biases[i]), F.layer_norm(x, x.shape[-1:]), pick(self.ln_weights[i])))
+                x = F.layer_norm(x, x.shape[-1:])
+                x = mish(torch.addcmul(pick(self.ln_biases[i]), x, pick(self.ln_weights[i])))
         return x.reshape(x.shape[0], *lead, x.shape[-1])
 
 
