@@ -296,12 +296,13 @@ def plot(rows: list[dict], path: Path, metric: str = "success") -> None:
                 seeds = len({r["seed"] for r in group_rows})
                 line, = ax.plot(steps, mean, marker=".", label=f"{' '.join(group[1:])} ({seeds} seeds)")
                 ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+                ax.vlines(steps, low, high, color=line.get_color(), alpha=0.6)  # the spread of a lone evaluation too
             ax.set(title=f"{task}: {key}", xlabel="environment steps")
             if key == "success":
                 ax.set_ylim(-0.05, 1.05)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
-    fig.suptitle("mean over seeds; band: min to max across seeds", fontsize=9)
+    fig.suptitle("mean over seeds; band and bars: min to max across seeds", fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
