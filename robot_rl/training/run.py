@@ -14,7 +14,6 @@ import dataclasses
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from robot_rl.envs import EnvInfo
@@ -25,6 +24,7 @@ from robot_rl.training.learner import Learner
 from robot_rl.training.profile import PhaseTimer
 from robot_rl.training.samplers import UniformSampler
 from robot_rl.training.strategies import AgentActing, RandomActing, Schedule
+from robot_rl.training.view import open_step_view
 
 
 class TrainingRun:
@@ -69,8 +69,6 @@ class TrainingRun:
         self.collector = Collector(self.pool, strategy, lambda e: episode_seed(config.seed, e), obs_keys,
                                    info.action_dim, timer=self.timer)
         self.learner = Learner(self.agent, self.buffer, sampler, timer=self.timer)
-        from robot_rl.training.view import open_step_view
-
         self.view = open_step_view(config.view, f"train {config.task}", self.out / "view.rrd", info,
                                    config.view_envs, self.acting)
         if self.view is not None:
