@@ -91,12 +91,14 @@ def measure(preset: str, task: str, envs: int, threads: int, vector_steps: int, 
         finally:
             run.close()
     t_collect, t_update = statistics.median(collect), statistics.median(update)
+    c_collect, c_update = statistics.median(collect_cpu), statistics.median(update_cpu)
     return {"preset": preset, "task": task, "envs": envs, "threads": threads,
             "collect_ms": 1e3 * t_collect, "update_ms": 1e3 * t_update,
-            "collect_cpu_ms": 1e3 * statistics.median(collect_cpu), "update_cpu_ms": 1e3 * statistics.median(update_cpu),
-            "collect_steps_per_s": envs / t_collect,
+            "collect_cpu_ms": 1e3 * c_collect, "update_cpu_ms": 1e3 * c_update,
             "train_steps_per_s_u1": envs / (t_collect + envs * t_update),
-            "train_steps_per_s_u1_over_n": envs / (t_collect + t_update)}
+            "train_steps_per_s_u1_over_n": envs / (t_collect + t_update),
+            "cpu_steps_per_s_u1": envs / (c_collect + envs * c_update),
+            "cpu_steps_per_s_u1_over_n": envs / (c_collect + c_update)}
 
 
 def throughput(args) -> None:
