@@ -33,6 +33,7 @@ class Config:
     obs: str = "state"                 # state | state+pixels (pixels are always stored with state)
     render_size: int = 64
     seed: int = 0
+    action: str = ""                   # the action space the expert acts in (joint | ee | ee_yaw; "": the task's)
     noise: float = 0.0                 # std of Gaussian noise on the expert's actions
     successful_only: bool = True       # keep only episodes the expert ends successfully (MoDem's demos are)
     max_attempts: int = 0              # episodes tried before giving up; 0: 4 x episodes
@@ -57,7 +58,8 @@ def collect(config: Config):
         raise ValueError(f"obs={config.obs!r}: expected 'state' or 'state+pixels' (pixels are stored with state)")
     if config.episodes < 1:
         raise ValueError(f"episodes={config.episodes}: expected >= 1")
-    env, info = make_env(config.task, config.obs, seed=config.seed, render_size=config.render_size)
+    space = {"action": config.action} if config.action else {}
+    env, info = make_env(config.task, config.obs, seed=config.seed, render_size=config.render_size, **space)
     if info.obs_layout is None:
         raise ValueError(f"task={config.task!r}: no scripted expert (only the sim/ panda-* tasks have one)")
     expert = Expert(env, noise=config.noise, seed=config.seed)

@@ -86,7 +86,10 @@ def run(config: Config) -> int:
         print(f"robot-rl eval: {err}")
         return 2
     torch.manual_seed(config.seed)
-    pool = eval_pool(env_info.task, env_info.obs_type, env_info.frame_stack, config.seed, config.episodes)
+    space = {"action": env_info.action} if env_info.action else {}  # the action space it was trained in
+    if env_info.action_history:
+        space["action_history"] = env_info.action_history
+    pool = eval_pool(env_info.task, env_info.obs_type, env_info.frame_stack, config.seed, config.episodes, **space)
     from pathlib import Path
 
     from robot_rl.training.view import open_step_view
