@@ -56,32 +56,6 @@ class Run:
         return Path(self.cwd) / self.train["out"]
 
 
-def task_error(task: str) -> str | None:
-    """Why `task` names no environment, or None; looks the name up without building the environment."""
-    import gymnasium as gym
-
-    if task.startswith("gym:"):
-        try:
-            gym.spec(task[4:])
-        except gym.error.Error as err:
-            return f"task={task!r}: {err}"
-        return None
-    if task.startswith("dmc:"):
-        os.environ.setdefault("MUJOCO_GL", "egl")  # as robot_rl.envs: offscreen, no display (read at mujoco import)
-        from dm_control import suite
-
-        domain, _, name = task[4:].partition("-")
-        if (domain, name.replace("-", "_")) not in suite.ALL_TASKS:
-            return f"task={task!r}: not a dm_control suite task (dmc:<domain>-<task>, e.g. dmc:cartpole-swingup)"
-        return None
-    import sim  # noqa: F401  (registers the robot_rl/<task>-v0 ids)
-
-    if f"robot_rl/{task}-v0" not in gym.registry:
-        known = sorted(k[len("robot_rl/"):-3] for k in gym.registry if k.startswith("robot_rl/"))
-        return f"task={task!r}: unknown; expected one of {known}, gym:<id> or dmc:<domain>-<task>"
-    return None
-
-
 def make_run(task: str, method: str, seed: int, layers: dict[str, dict[str, Any]], out: str | Path,
              labels: dict[str, str] | None = None, resources: Resources | None = None) -> Run:
     """A run whose train config is `layers` (source name -> keys, later ones win) plus its task, seed and folder.
@@ -105,6 +79,8 @@ def check_grid(runs: list[Run]) -> None:
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise SweepError(f"runs {twice} appear more than once (repeated task, method or seed)")
+    from robot_rl.envs import task_error
+
     errors = [e for e in dict.fromkeys(task_error(r.task) for r in runs) if e]
     if errors:
         raise SweepError("; ".join(errors))
