@@ -49,21 +49,28 @@ def sample_noise(cfg: PlannerConfig, batch: int, action_dim: int, device: torch.
 
 def trajectory_value(model: WorldModel, z: torch.Tensor, actions: torch.Tensor, terminal_noise: torch.Tensor,
                      discount: float, value_std_coef: float) -> torch.Tensor:
-    """z (B, S, L), actions (B, S, H, A), terminal_noise (B, S, A) -> value (B, S)."""
+    """z (B, S, L), actions (B, S, H, A), terminal_noise (B, S, A) -> value (B, S).
+    Episodic models (cfg.episodic) stop counting at a predicted termination, as TD-MPC2 does: once the
+    termination head says > 0.5 after a step, later rewards and the final value weigh nothing."""
     vmin, vmax = model.cfg.vmin, model.cfg.vmax
+    episodic = model.cfg.episodic  # a config branch: the exported graph of a non-episodic model is unchanged
     ret = torch.zeros(z.shape[:-1], device=z.device, dtype=z.dtype)
+    alive = torch.ones_like(ret)
     weight = 1.0
     for t in range(actions.shape[2]):
         za = torch.cat([z, actions[:, :, t]], dim=-1)
-        ret = ret + weight * two_hot_inv(model.reward_head(za), vmin, vmax)
+        reward = two_hot_inv(model.reward_head(za), vmin, vmax)
+        ret = ret + weight * (reward * alive if episodic else reward)
         z = model.dynamics(za)
+        if episodic:
+            alive = alive * (model.termination(z) <= 0.0).to(z.dtype)  # sigmoid(logit) > 0.5 <=> logit > 0
         weight *= discount
     a_last, _, _ = model.pi(z, terminal_noise)
     q = model.q_values(z, a_last, dropout=False)  # (num_q, B, S)
     value = q.mean(0)
     if value_std_coef != 0.0 and q.shape[0] > 1:
         value = value - value_std_coef * q.std(0)
-    return ret + weight * value
+    return ret + weight * (value * alive if episodic else value)
 
 
 def plan(model: WorldModel, obs: dict[str, torch.Tensor], prev_mean: torch.Tensor, is_first: torch.Tensor,

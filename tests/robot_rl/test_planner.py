@@ -135,3 +135,28 @@ def test_large_action_spaces_get_two_more_iterations_as_in_official_tdmpc2():
         assert not torch.equal(action, moved)  # the extra iterations run and shape the action
         with pytest.raises(ValueError, match="3"):  # noise for the configured count alone is refused
             plan(big, obs, torch.zeros(1, 3, 20), torch.tensor([True]), noise[0][:1], *noise[1:], cfg, 0.9)
+
+
+def test_episodic_value_stops_at_a_predicted_termination():
+    """TD-MPC2's episodic planning: rewards after a predicted termination and the final value count for nothing."""
+    from robot_rl.planner import trajectory_value
+
+    torch.manual_seed(0)
+    m = WorldModel(dataclasses.replace(TINY, episodic=True), {"state": (5,)}, A).eval()
+    m.reward_head = QuadraticReward()
+    with torch.no_grad():
+        m.qs.weights[-1].normal_(0.0, 0.5)  # a non-zero final value, so cutting it shows
+    z = m.encode({"state": torch.randn(2, 4, 5)})
+    actions = torch.rand(2, 4, 3, A) * 2 - 1
+    eps = torch.zeros(2, 4, A)
+    rewards = -(actions - TARGET).pow(2).sum(-1)  # (B, S, H): what QuadraticReward decodes to
+    out_bias = m.termination_head[-1].bias
+    with torch.no_grad():
+        out_bias.fill_(50.0)    # terminates after the first step: only the first reward counts
+        ended = trajectory_value(m, z, actions, eps, 0.9, 0.0)
+        out_bias.fill_(-50.0)   # never terminates: every reward and the discounted final value
+        running = trajectory_value(m, z, actions, eps, 0.9, 0.0)
+    torch.testing.assert_close(ended, rewards[..., 0], atol=0.02, rtol=0)  # two-hot decoding tolerance
+    partial = rewards[..., 0] + 0.9 * rewards[..., 1] + 0.81 * rewards[..., 2]
+    assert ((running - partial).abs() > 1e-3).any()  # the final value is there
+    assert not torch.allclose(running, ended)
