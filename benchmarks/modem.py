@@ -196,7 +196,7 @@ def print_table(rows: list[dict]) -> None:
     seeds = {}
     for r in rows:
         seeds.setdefault((r["task"], r["obs"], r["method"]), set()).add(r["seed"])
-    print(f"\n| task | obs | method | seeds | final success | best success | steps to 80% |")
+    print("\n| task | obs | method | seeds | final success | best success | steps to 80% |")
     print("|---|---|---|---|---|---|---|")
     for key, curve in sorted(curves.items()):
         hit = steps_to(curve)

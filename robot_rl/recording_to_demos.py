@@ -339,7 +339,7 @@ def convert_lerobot(path: str | Path, task: str, obs: str = "", render_size: int
     obs "" picks state+pixels, state or pixels from what the dataset holds."""
     from robot_rl.demos import RecordingConfig
     from robot_rl.envs import make_env
-    from robot_rl.lerobot_dataset import ACTION, ENV_STATE, INFO, STATE, read_lerobot
+    from robot_rl.lerobot_dataset import ACTION, INFO, STATE, read_lerobot
 
     rec = rec or RecordingConfig()
     where = Path(path) / INFO

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cyclonedds.builtin import BuiltinDataReader, BuiltinTopicDcpsParticipant, BuiltinTopicDcpsPublication
+from cyclonedds.builtin import BuiltinDataReader, BuiltinTopicDcpsParticipant
 from cyclonedds.core import Policy
 
 from hardware import messages as m

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from hardware.safety import Limit, SafetyFilter, SafetyStatus
-from tests.hardware.safety_helpers import (ACC, DT, LOWER, NS, PERIOD_NS, UPPER, VEL, Driver, config, limits3,
+from tests.hardware.safety_helpers import (ACC, DT, NS, PERIOD_NS, UPPER, VEL, Driver, config, limits3,
                                            planar_limits, planar_tool)
 
 HOME = np.array([0.0, 0.2, -1.0])

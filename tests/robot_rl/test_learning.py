@@ -1,12 +1,14 @@
 """Learning must not break: TD-MPC2 with the CPU preset learns panda-reach (dense reward) to >= 80% success
 (20 evaluation episodes, success = goal reached at the episode's last step) in 3500 environment steps.
 About 3 minutes on one free core (4 when the machine is shared)."""
+from pathlib import Path
+
 import pytest
 
 from robot_rl.overrides import build, load_yaml
 from robot_rl.train import Config, train
 
-from .test_train import ROOT
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
