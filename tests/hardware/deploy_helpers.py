@@ -29,6 +29,7 @@ def train_and_export(folder: Path, steps: int, seed_steps: int | None = None, *e
     run = folder / f"run_{name}"
     extra = (*extra, f"seed_steps={seed_steps}") if seed_steps is not None else extra
     robot_rl("train", f"config={PRESET}", "task=panda-reach", f"steps={steps}", "seed=1", f"out={run}",
+             "envs=1", "updates_per_step=1",  # the settings the end-to-end figures were measured with
              "eval_every=0", "eval_episodes=1", "checkpoint_every=0", "threads=1", "progress=false",
              "tensorboard=false", *extra)
     robot_rl("export", f"checkpoint={run / 'agent.pt'}", f"out={bundle}")

@@ -211,7 +211,7 @@ def test_train_runs_the_three_phases_and_refuses_mismatched_demos(demos, tmp_pat
 
     tiny = ["enc_dim=32", "mlp_dim=32", "latent_dim=16", "num_q=2", "batch_size=16", "planner.samples=16",
             "planner.elites=4", "planner.policy_samples=2", "planner.iterations=1", "eval_every=0",
-            "eval_episodes=1", "progress=false", "tensorboard=false", "threads=1"]
+            "eval_episodes=1", "progress=false", "tensorboard=false", "threads=1", "envs=1"]
     assert main(["train", f"task={TASK}", f"demos={demos}", "steps=80", "seed_steps=40", "modem.bc_steps=20",
                  "modem.handover_steps=20", "planner.center_std=0.1", f"out={tmp_path / 'run'}", *tiny]) == 0
     out = capsys.readouterr().out
@@ -254,7 +254,7 @@ def test_pixel_modem_trains_from_frame_stacked_camera_images(tmp_path, capsys):
                  "seed_steps=40", "modem.bc_steps=30", "enc_dim=32", "mlp_dim=32", "latent_dim=16", "num_q=2",
                  "num_channels=8", "batch_size=8", "planner.samples=16", "planner.elites=4",
                  "planner.policy_samples=2", "planner.iterations=1", "eval_every=0", "eval_episodes=1",
-                 "progress=false", "tensorboard=false", "threads=1", f"out={tmp_path / 'run'}"]) == 0
+                 "progress=false", "tensorboard=false", "threads=1", "envs=1", f"out={tmp_path / 'run'}"]) == 0
     out = capsys.readouterr().out
     first, last = map(float, out.split("behaviour cloning on 2 demos: 30 steps, loss ")[1].split()[0:3:2])
     assert last < first

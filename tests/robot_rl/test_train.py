@@ -11,7 +11,7 @@ from robot_rl.checkpoint import load_checkpoint
 TINY = ["task=panda-reach", "model_size=1M", "enc_dim=32", "mlp_dim=32", "latent_dim=16", "batch_size=16",
         "planner.samples=16", "planner.policy_samples=2", "planner.elites=4", "planner.iterations=1",
         "seed_steps=80", "eval_every=80", "checkpoint_every=80", "eval_episodes=1", "progress=false",
-        "threads=1", "seed=3"]
+        "threads=1", "seed=3", "envs=1", "updates_per_step=1"]
 
 
 def rows(path: Path) -> list[dict]:
