@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 ray = pytest.importorskip("ray")
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = {"steps": 40, "seed_steps": 40, "updates_per_step": 0.25, "eval_every": 0, "eval_episodes": 1,
+TINY = {"steps": 40, "envs": 1, "seed_steps": 40, "updates_per_step": 0.25, "eval_every": 0, "eval_episodes": 1,
         "checkpoint_every": 40, "tensorboard": False, "model_size": "1M", "mlp_dim": 32, "enc_dim": 32,
         "latent_dim": 16, "batch_size": 16, "horizon": 2, "planner.samples": 16, "planner.elites": 4,
         "planner.iterations": 1, "planner.policy_samples": 2, "planner.plan": False, "threads": 1}
