@@ -11,6 +11,8 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -64,28 +66,19 @@ def _fsync_write(path: Path, write) -> None:
         os.fsync(f.fileno())
 
 
-def save_demos(path: str | Path, meta: DemoMeta, episodes: list[DemoEpisode], overwrite: bool = False) -> Path:
-    """Write a whole demonstrations folder atomically; refuses an existing folder unless `overwrite`."""
-    path = Path(path)
-    for i, ep in enumerate(episodes):
-        check_episode(ep, meta, f"{path} (episode {i})")
-    if path.exists() and not overwrite:
-        raise DemoError(f"{path}: already exists; choose another out= or pass overwrite=true")
+@contextmanager
+def atomic_folder(path: Path) -> Iterator[Path]:
+    """A temporary folder beside `path` to fill; when the block ends it takes `path`'s place (an old folder is
+    swapped out only once the new one is complete). On any error nothing is left and `path` is unchanged."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the finished folder gets the usual permissions
     try:
-        for i, ep in enumerate(episodes):
-            arrays = {"action": ep.action.astype(np.float32), "reward": ep.reward.astype(np.float32),
-                      "success": ep.success.astype(bool)}
-            for key in meta.obs_keys:
-                arrays[key] = getattr(ep, key)
-            _fsync_write(tmp / f"episode_{i:05d}.npz", lambda f, a=arrays: np.savez_compressed(f, **a))
-        _fsync_write(tmp / "meta.json", lambda f: f.write(json.dumps(meta.as_json(), indent=1).encode()))
+        yield tmp
         old = None
-        if path.exists():  # swap the old folder out only once the new one is complete
+        if path.exists():
             old = path.with_name(f".{path.name}.old{os.getpid()}")
             os.replace(path, old)
         os.replace(tmp, path)
@@ -94,6 +87,23 @@ def save_demos(path: str | Path, meta: DemoMeta, episodes: list[DemoEpisode], ov
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def save_demos(path: str | Path, meta: DemoMeta, episodes: list[DemoEpisode], overwrite: bool = False) -> Path:
+    """Write a whole demonstrations folder atomically; refuses an existing folder unless `overwrite`."""
+    path = Path(path)
+    for i, ep in enumerate(episodes):
+        check_episode(ep, meta, f"{path} (episode {i})")
+    if path.exists() and not overwrite:
+        raise DemoError(f"{path}: already exists; choose another out= or pass overwrite=true")
+    with atomic_folder(path) as tmp:
+        for i, ep in enumerate(episodes):
+            arrays = {"action": ep.action.astype(np.float32), "reward": ep.reward.astype(np.float32),
+                      "success": ep.success.astype(bool)}
+            for key in meta.obs_keys:
+                arrays[key] = getattr(ep, key)
+            _fsync_write(tmp / f"episode_{i:05d}.npz", lambda f, a=arrays: np.savez_compressed(f, **a))
+        _fsync_write(tmp / "meta.json", lambda f: f.write(json.dumps(meta.as_json(), indent=1).encode()))
     return path
 
 

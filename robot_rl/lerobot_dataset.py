@@ -32,14 +32,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from robot_rl.demo_dataset import DemoEpisode, DemoError, DemoMeta, check_episode, meta_from_json
+from robot_rl.demo_dataset import (DemoEpisode, DemoError, DemoMeta, atomic_folder, check_episode,
+                                   meta_from_json)
 
 CODEBASE_VERSION = "v3.0"
 INFO = "meta/info.json"
@@ -242,23 +241,8 @@ def save_lerobot(path: str | Path, meta: DemoMeta, episodes: list[DemoEpisode], 
         raise DemoError(f"{path}: field 'control_hz' is {meta.control_hz}; a LeRobotDataset's fps is an integer")
     if path.exists() and not overwrite:
         raise DemoError(f"{path}: already exists; choose another out= or pass overwrite=true")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)
-    try:
+    with atomic_folder(path) as tmp:
         _write(tmp, meta, episodes, fps, robot_type)
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old{os.getpid()}")
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 
