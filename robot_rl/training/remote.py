@@ -13,20 +13,8 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-import numpy as np
 
 from robot_rl.training.transitions import Transitions
-
-
-def concat(blocks: list[Transitions]) -> Transitions:
-    """One block of several, in order."""
-    return Transitions(episode=np.concatenate([b.episode for b in blocks]),
-                       first=np.concatenate([b.first for b in blocks]),
-                       obs={k: np.concatenate([b.obs[k] for b in blocks]) for k in blocks[0].obs},
-                       action=np.concatenate([b.action for b in blocks]),
-                       reward=np.concatenate([b.reward for b in blocks]),
-                       terminated=np.concatenate([b.terminated for b in blocks]),
-                       last=np.concatenate([b.last for b in blocks]))
 
 
 class CollectorWorker:
@@ -77,7 +65,7 @@ class CollectorWorker:
             taken += stepped
             blocks.append(block)
             finished += [{**asdict(e), "episode": e.episode * self.actors + self.actor} for e in ended]
-        merged = concat(blocks)
+        merged = Transitions.concat(blocks)
         merged.episode = merged.episode * self.actors + self.actor
         self.busy_s += time.perf_counter() - started
         return merged.to_bytes(), taken, finished, self.version

@@ -39,6 +39,17 @@ class Transitions:
                            action=action, reward=column("reward", np.float32),
                            terminated=column("terminated", bool), last=column("last", bool))
 
+    @staticmethod
+    def concat(blocks: list["Transitions"]) -> "Transitions":
+        """One block of several, in order."""
+        return Transitions(episode=np.concatenate([b.episode for b in blocks]),
+                           first=np.concatenate([b.first for b in blocks]),
+                           obs={k: np.concatenate([b.obs[k] for b in blocks]) for k in blocks[0].obs},
+                           action=np.concatenate([b.action for b in blocks]),
+                           reward=np.concatenate([b.reward for b in blocks]),
+                           terminated=np.concatenate([b.terminated for b in blocks]),
+                           last=np.concatenate([b.last for b in blocks]))
+
     def to_bytes(self) -> bytes:
         arrays = {"episode": self.episode, "first": self.first, "action": self.action, "reward": self.reward,
                   "terminated": self.terminated, "last": self.last,

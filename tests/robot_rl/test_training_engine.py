@@ -82,11 +82,7 @@ def test_vectorised_episodes_keep_boundaries_and_warm_starts_apart():
                 torch.testing.assert_close(prev[row], last_plan[row])
             last_plan[row] = nxt[row]
     # Entries: each episode's observations carry its own tag and count up from 0 without a gap.
-    everything = Transitions(
-        episode=np.concatenate([b.episode for b in blocks]), first=np.concatenate([b.first for b in blocks]),
-        obs={"state": np.concatenate([b.obs["state"] for b in blocks])},
-        action=np.concatenate([b.action for b in blocks]), reward=np.concatenate([b.reward for b in blocks]),
-        terminated=np.concatenate([b.terminated for b in blocks]), last=np.concatenate([b.last for b in blocks]))
+    everything = Transitions.concat(blocks)
     for e in np.unique(everything.episode):
         rows = everything.episode == e
         tags, steps = everything.obs["state"][rows, 0], everything.obs["state"][rows, 1]
