@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hardware.kinematics import ChainError, KinematicChain
-from hardware.policy_io import JointActions, PolicyIOError, ToolPointActions, action_space_from_dict
+from hardware.policy_io import JointActions, PolicyIO, PolicyIOError, ToolPointActions, action_space_from_dict
 from hardware.safety_config import SafetyConfigError, SafetyLimits
 
 BUNDLE_FORMAT = "robot_rl.bundle"
@@ -106,29 +106,48 @@ def _names(data: dict, key: str, where: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def load_bundle(folder: str | Path, joint_names: tuple[str, ...] | list[str] | None = None,
-                check_models: bool = True) -> Bundle:
-    """Read and check a bundle folder. `joint_names`: the robot's arm joints, which must equal the bundle's.
-    `check_models`: also load both models in onnxruntime and compare their inputs/outputs with bundle.json."""
-    folder = Path(folder)
-    path = folder / "bundle.json"
-    if not folder.is_dir():
-        raise BundleError(f"{folder}: bundle folder not found")
-    if not path.is_file():
-        raise BundleError(f"{path}: missing (a bundle folder holds bundle.json, policy.onnx and planner.onnx)")
-    try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise BundleError(f"{path}: not valid JSON ({err})") from None
-    where = str(path)
+@dataclass(frozen=True)
+class RobotInterface:
+    """bundle.json's non-model part: what the policy observes and commands on the robot (written by
+    robot_rl.export.robot_interface; the robot environment of on-robot learning parses the same dict)."""
+    joint_names: tuple[str, ...]            # arm joints, the policy's order
+    gripper_joints: tuple[str, ...]
+    obs_keys: tuple[str, ...]               # graph observation inputs, in order ("state", "pixels")
+    state_layout: tuple[tuple[str, int], ...]
+    pixels_shape: tuple[int, ...] | None    # (C, H, W), C = 3 x frame_stack
+    frame_stack: int
+    action_history: int                     # k: the state ends with the last k actions sent ("last_actions")
+    action_dim: int
+    actions: JointActions | ToolPointActions    # the action space: action -> joint targets
+    gripper_max_width: float
+    control_hz: float
+    safety: SafetyLimits
+    chain: KinematicChain
+
+    def policy_io(self) -> PolicyIO:
+        """The observation builder and action mapping policy_node runs with (a fresh one: it keeps the episode's
+        last actions)."""
+        return PolicyIO(obs_layout=self.state_layout if "state" in self.obs_keys else (),
+                        pixels_shape=self.pixels_shape, joint_names=self.joint_names,
+                        gripper_joints=self.gripper_joints, actions=self.actions, chain=self.chain,
+                        action_history=self.action_history)
+
+
+def robot_interface(raw: dict, where: str = "robot interface",
+                    joint_names: tuple[str, ...] | list[str] | None = None) -> tuple[PolicyIO, SafetyLimits, float]:
+    """(PolicyIO, SafetyLimits, control_hz) of a bundle.json-like dict: the one path from the robot interface to
+    what goes on the wire, shared by policy bundles and on-robot learning."""
+    interface = robot_interface_from_dict(raw, where, joint_names)
+    return interface.policy_io(), interface.safety, interface.control_hz
+
+
+def robot_interface_from_dict(raw: dict, where: str, joint_names: tuple[str, ...] | list[str] | None = None
+                              ) -> RobotInterface:
+    """Parse and check the robot-interface fields of `raw` (observation, action, joint_names, gripper_joints,
+    position_lower/upper, control_hz, safety, kinematics). `joint_names`: the robot's arm joints, which must equal
+    the interface's."""
     if not isinstance(raw, dict):
         raise BundleError(f"{where}: expected a JSON object")
-    if raw.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{where}: field 'format' is {raw.get('format')!r}; expected {BUNDLE_FORMAT!r}")
-    if raw.get("version") != BUNDLE_VERSION:
-        raise BundleError(f"{where}: field 'version' is {raw.get('version')!r}; expected {BUNDLE_VERSION} "
-                          f"(re-export with this version of robot-rl)")
-
     names = _names(raw, "joint_names", where)
     if joint_names is not None and tuple(joint_names) != names:
         raise BundleError(f"{where}: field 'joint_names' is {list(names)} but the robot's joints are "
@@ -182,6 +201,39 @@ def load_bundle(folder: str | Path, joint_names: tuple[str, ...] | list[str] | N
         raise BundleError(f"{ow}: state_layout's 'last_actions' has {dict(layout).get('last_actions', 0)} values; "
                           f"action_history={history} x action dim {action_dim} needs {history * action_dim}")
 
+    return RobotInterface(joint_names=names, gripper_joints=_names(raw, "gripper_joints", where), obs_keys=keys,
+                          state_layout=tuple(layout), pixels_shape=tuple(pixels) if pixels else None,
+                          frame_stack=_field(obs, "frame_stack", int, ow), action_history=history,
+                          action_dim=action_dim, actions=actions,
+                          gripper_max_width=_field(action, "gripper_max_width", float, aw), control_hz=control_hz,
+                          safety=safety, chain=chain)
+
+
+def load_bundle(folder: str | Path, joint_names: tuple[str, ...] | list[str] | None = None,
+                check_models: bool = True) -> Bundle:
+    """Read and check a bundle folder. `joint_names`: the robot's arm joints, which must equal the bundle's.
+    `check_models`: also load both models in onnxruntime and compare their inputs/outputs with bundle.json."""
+    folder = Path(folder)
+    path = folder / "bundle.json"
+    if not folder.is_dir():
+        raise BundleError(f"{folder}: bundle folder not found")
+    if not path.is_file():
+        raise BundleError(f"{path}: missing (a bundle folder holds bundle.json, policy.onnx and planner.onnx)")
+    try:
+        raw = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BundleError(f"{path}: not valid JSON ({err})") from None
+    where = str(path)
+    if not isinstance(raw, dict):
+        raise BundleError(f"{where}: expected a JSON object")
+    if raw.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{where}: field 'format' is {raw.get('format')!r}; expected {BUNDLE_FORMAT!r}")
+    if raw.get("version") != BUNDLE_VERSION:
+        raise BundleError(f"{where}: field 'version' is {raw.get('version')!r}; expected {BUNDLE_VERSION} "
+                          f"(re-export with this version of robot-rl)")
+
+    interface = robot_interface_from_dict(raw, where, joint_names)
+
     models = _field(raw, "models", dict, where)
     inputs, outputs = {}, {}
     for name in MODELS:
@@ -197,13 +249,8 @@ def load_bundle(folder: str | Path, joint_names: tuple[str, ...] | list[str] | N
                               f"file; re-export the bundle)")
         inputs[name] = _specs(entry.get("inputs"), f"{mw}.inputs")
         outputs[name] = _specs(entry.get("outputs"), f"{mw}.outputs")
-    bundle = Bundle(folder=folder, raw=raw, joint_names=names, gripper_joints=_names(raw, "gripper_joints", where),
-                    obs_keys=keys, state_layout=tuple(layout), pixels_shape=tuple(pixels) if pixels else None,
-                    frame_stack=_field(obs, "frame_stack", int, ow), action_history=history, action_dim=action_dim,
-                    actions=actions,
-                    gripper_max_width=_field(action, "gripper_max_width", float, aw), control_hz=control_hz,
-                    planner=_field(raw, "planner", dict, where), inputs=inputs, outputs=outputs, safety=safety,
-                    chain=chain)
+    bundle = Bundle(folder=folder, raw=raw, **vars(interface), planner=_field(raw, "planner", dict, where),
+                    inputs=inputs, outputs=outputs)
     if check_models:
         for name in MODELS:
             open_session(bundle, name)

@@ -226,14 +226,15 @@ def example_obs(model, generator) -> tuple:
     return tuple(obs)
 
 
-def build_bundle(agent, env_info, planner_cfg: PlannerConfig, folder: Path, opset: int = OPSET,
-                 workspace: tuple[list[float], list[float]] | None = None, source: str = "") -> dict:
-    """Write policy.onnx, planner.onnx and bundle.json into (an existing, empty) `folder`; returns bundle.json."""
-    import torch
+OBS_KEYS = ("state", "pixels")   # the graphs' observation inputs, in the world model's order
 
+
+def robot_interface(env_info, workspace: tuple[list[float], list[float]] | None = None, source: str = "") -> dict:
+    """bundle.json's non-model part for a sim/ robot task: task, robot, control rate, observation layout, action
+    block, joint/gripper names, position limits, safety limits and the FK chain. The robot environment
+    (robot_rl/training/robot_env.py) builds its PolicyIO and safety limits from this same dict
+    (hardware.bundle.robot_interface_from_dict), so it observes and commands exactly what a deployed bundle would."""
     from hardware.safety_config import limits_from_robot
-    from robot_rl.onnx_graphs import PlannerGraph, PolicyGraph
-    from robot_rl.planner import sample_noise
     from sim.action_mapping import JointActions
     from sim.kinematic_chain import chain_from_mjcf
     from sim.robot import load_robot
@@ -241,18 +242,58 @@ def build_bundle(agent, env_info, planner_cfg: PlannerConfig, folder: Path, opse
     if not env_info.robot:
         raise ExportError(f"{source}: task {env_info.task!r} has no robot; bundles are for the sim/ robot tasks "
                           f"(their joints, limits and action scaling go into bundle.json)")
-    check_planner(planner_cfg)
     robot = load_robot(env_info.robot)
-    model = agent.model.eval()
-    keys = list(model.encoder.keys)
-    gen = torch.Generator().manual_seed(0)
-    obs = example_obs(model, gen)
+    spec = env_info.obs_spec
+    keys = [k for k in OBS_KEYS if k in spec]
     a_dim = env_info.action_dim
     action_space = env_info.action_space or JointActions(robot.lower, robot.upper, robot.max_joint_step,
                                                          robot.gripper_max_width).to_dict()   # older checkpoints
     if a_dim != action_space["dim"]:
         raise ExportError(f"{source}: action size {a_dim}, but the {action_space['space']!r} action space of robot "
                           f"{robot.name!r} takes {action_space['dim']}")
+    chain = chain_from_mjcf(robot.description, robot.arm_joints, robot.ee_site)
+    if not workspace and "workspace_low" in action_space:
+        workspace = ([v - SAFETY_BOX_MARGIN for v in action_space["workspace_low"]],
+                     [v + SAFETY_BOX_MARGIN for v in action_space["workspace_high"]])
+    lower, upper = workspace if workspace else (None, None)
+    safety = limits_from_robot(robot, lower, upper, chain if workspace else None)
+    return {
+        "task": env_info.task, "robot": robot.name, "control_hz": env_info.control_hz,
+        "observation": {
+            "keys": keys,
+            "state_layout": [list(x) for x in env_info.obs_layout] if "state" in keys and env_info.obs_layout else [],
+            "state_dim": spec["state"][0][0] if "state" in spec else None,
+            "pixels_shape": list(spec["pixels"][0]) if "pixels" in spec else None,
+            "frame_stack": env_info.frame_stack,
+            "action_history": env_info.action_history,
+            "normalisation": {"state": "none: raw float32 as the environment returns it",
+                              "pixels": "uint8 0..255 in (C, H, W), C = 3 x frame_stack oldest first; "
+                                        "scaled to [-0.5, 0.5] inside the graphs"}},
+        "action": action_space,
+        "joint_names": list(robot.arm_joints), "gripper_joints": list(robot.gripper_joints),
+        "position_lower": robot.lower.tolist(), "position_upper": robot.upper.tolist(),
+        "safety": safety.to_dict(), "kinematics": chain,
+    }
+
+
+def build_bundle(agent, env_info, planner_cfg: PlannerConfig, folder: Path, opset: int = OPSET,
+                 workspace: tuple[list[float], list[float]] | None = None, source: str = "") -> dict:
+    """Write policy.onnx, planner.onnx and bundle.json into (an existing, empty) `folder`; returns bundle.json."""
+    import torch
+
+    from robot_rl.onnx_graphs import PlannerGraph, PolicyGraph
+    from robot_rl.planner import sample_noise
+
+    check_planner(planner_cfg)
+    interface = robot_interface(env_info, workspace, source)
+    model = agent.model.eval()
+    keys = list(model.encoder.keys)
+    if keys != interface["observation"]["keys"]:
+        raise ExportError(f"{source}: the model takes {keys}, the environment observes "
+                          f"{interface['observation']['keys']}")
+    gen = torch.Generator().manual_seed(0)
+    obs = example_obs(model, gen)
+    a_dim = env_info.action_dim
 
     policy = PolicyGraph(model)
     policy_data = onnx_bytes(policy, obs, keys, ["action"], opset)
@@ -284,38 +325,18 @@ def build_bundle(agent, env_info, planner_cfg: PlannerConfig, folder: Path, opse
                         "export_parity_max_abs": err}
     models["planner"]["export_parity"] = planner_check
 
-    chain = chain_from_mjcf(robot.description, robot.arm_joints, robot.ee_site)
-    if not workspace and "workspace_low" in action_space:
-        workspace = ([v - SAFETY_BOX_MARGIN for v in action_space["workspace_low"]],
-                     [v + SAFETY_BOX_MARGIN for v in action_space["workspace_high"]])
-    lower, upper = workspace if workspace else (None, None)
-    safety = limits_from_robot(robot, lower, upper, chain if workspace else None)
     dims = model_dims(agent.cfg)
-    spec = env_info.obs_spec
     bundle = {
         "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "exporter_version": robot_rl.__version__,
-        "source_checkpoint": source, "task": env_info.task, "robot": robot.name, "control_hz": env_info.control_hz,
+        "source_checkpoint": source, **interface,
         "model": {"preset": agent.cfg.model_size, **vars(dims), "num_bins": agent.cfg.num_bins},
-        "observation": {
-            "keys": keys,
-            "state_layout": [list(x) for x in env_info.obs_layout] if "state" in keys and env_info.obs_layout else [],
-            "state_dim": spec["state"][0][0] if "state" in spec else None,
-            "pixels_shape": list(spec["pixels"][0]) if "pixels" in spec else None,
-            "frame_stack": env_info.frame_stack,
-            "action_history": env_info.action_history,
-            "normalisation": {"state": "none: raw float32 as the environment returns it",
-                              "pixels": "uint8 0..255 in (C, H, W), C = 3 x frame_stack oldest first; "
-                                        "scaled to [-0.5, 0.5] inside the graphs"}},
-        "action": action_space,
-        "joint_names": list(robot.arm_joints), "gripper_joints": list(robot.gripper_joints),
-        "position_lower": robot.lower.tolist(), "position_upper": robot.upper.tolist(),
         "planner": {"samples": planner_cfg.samples, "iterations": planner_cfg.iterations,
                     "horizon": planner_cfg.horizon, "elites": planner_cfg.elites,
                     "policy_samples": planner_cfg.policy_samples, "temperature": planner_cfg.temperature,
                     "min_std": planner_cfg.min_std, "max_std": planner_cfg.max_std,
                     "value_std_coef": planner_cfg.value_std_coef, "center_std": planner_cfg.center_std,
                     "discount": agent.discount, "q_heads": Q_HEADS_RULE.format(n=dims.num_q)},
-        "opset": opset, "models": models, "safety": safety.to_dict(), "kinematics": chain,
+        "opset": opset, "models": models,
     }
     (folder / "bundle.json").write_text(json.dumps(bundle, indent=1))
     return bundle
