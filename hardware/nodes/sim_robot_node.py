@@ -13,7 +13,11 @@ and, for tasks (things a real cell gets from perception or an operator):
 
   publishes   /goal                                  std_msgs/Float64MultiArray (x, y, z; latched)
               /object_pose                           std_msgs/Float64MultiArray (x, y, z, qw, qx, qy, qz)
-              ~/task_state                           std_msgs/String (JSON: ee_pos, goal, distance, success, ...)
+              ~/task_state                           std_msgs/String (JSON: ee_pos, goal, distance, success,
+                                                     dense_reward, sparse_reward (the task's, of the present
+                                                     state), episode (episodes started), ...)
+              ~/ready                                std_msgs/Bool True, latched: at start and once each ~/reset
+                                                     is done (what a real cell's reset script or operator says)
               /camera/color/image_raw                sensor_msgs/Image rgb8, when publish_images (pixel policies)
   accepts     ~/reset                                std_msgs/Float64MultiArray: [] next episode (sampled goal and
                                                      object), [x, y, z] that goal; the arm stays where it is
@@ -45,7 +49,7 @@ from typing import Sequence
 
 import numpy as np
 
-from hardware.messages import (Float64MultiArray, Image, JointTrajectory, String, float64_multi_array,
+from hardware.messages import (Bool, Float64MultiArray, Image, JointTrajectory, String, float64_multi_array,
                                image_from_array, joint_state, JointState, ns_from_time)
 from hardware.transport.base import QOS_DEFAULT, QOS_LATCHED, QOS_SENSOR_DATA, Node
 
@@ -116,6 +120,7 @@ class SimRobot:
         self.publish_joint_states = True   # fault injection for tests: False stalls /joint_states
         self.publish_camera = True         # and False stalls the camera
         self.episode_seed = p["seed"]
+        self.episode = 0                   # episodes started
         self.start_episode()
 
         sensor = QOS_DEFAULT   # joint_state_broadcaster publishes reliable; best-effort readers match too
@@ -123,6 +128,7 @@ class SimRobot:
         self.goal_pub = node.create_publisher(Float64MultiArray, GOAL_TOPIC, QOS_LATCHED)
         self.object_pub = node.create_publisher(Float64MultiArray, OBJECT_TOPIC, QOS_DEFAULT)
         self.task_pub = node.create_publisher(String, "~/task_state", QOS_DEFAULT)
+        self.ready_pub = node.create_publisher(Bool, "~/ready", QOS_LATCHED)
         self.image_pub = (node.create_publisher(Image, COLOR_IMAGE, QOS_SENSOR_DATA) if p["publish_images"]
                           else None)
         node.create_subscription(Float64MultiArray, f"/{p['forward_controller']}/commands", self.on_forward,
@@ -133,6 +139,7 @@ class SimRobot:
                                  QOS_DEFAULT)
         node.create_subscription(Float64MultiArray, "~/reset", self.on_reset, QOS_DEFAULT)
         self.publish_goal()
+        self.ready_pub.publish(Bool(data=True))
         # Simulated time 0 is this instant on both clocks: monotonic for stepping, the node clock for stamps.
         self.wall_start = time.monotonic()
         self.clock_start_ns = node.now_ns()
@@ -148,6 +155,7 @@ class SimRobot:
         """The first episode: the task's start posture (env.reset), goal and object."""
         self.env.reset(seed=self.episode_seed)
         self.episode_seed += 1
+        self.episode += 1
         self.arm_target = self.physics.arm_qpos()
         self.gripper_target = float(self.physics.gripper_width())
         self.last_width = self.gripper_target
@@ -157,6 +165,7 @@ class SimRobot:
         operator resetting a real cell would not teleport the arm), with velocities zeroed by the reset."""
         rng = np.random.default_rng(self.episode_seed)
         self.episode_seed += 1
+        self.episode += 1
         object_pose = self.env.task.sample_object(rng)
         sampled = self.env.task.sample_goal(rng, object_pose)
         q, width = self.physics.arm_qpos(), float(self.physics.gripper_width())
@@ -172,7 +181,8 @@ class SimRobot:
             self.node.logger.error(f"~/reset: expected [] or a finite goal [x, y, z], got {list(msg.data)}")
             return
         self.next_episode(list(msg.data) or None)
-        self.publish_goal()
+        self.publish_goal()   # before ready: a robot environment reads the new goal once the scene is ready
+        self.ready_pub.publish(Bool(data=True))
         self.node.logger.info(f"new episode, goal {np.round(self.env.goal, 3).tolist()}")
 
     def publish_goal(self) -> None:
@@ -293,7 +303,8 @@ class SimRobot:
                  and time.monotonic() - self.last_command_wall > self.p["command_timeout_s"])
         return {"stamp_ns": self.node.now_ns(), "sim_time_s": self.sim_time, "ee_pos": state.ee_pos.tolist(),
                 "goal": state.goal.tolist(), "distance": self.env.task.distance(state),
-                "success": bool(self.env.task.success(state)), "object_pose": self.physics.object_pose().tolist(),
+                "success": bool(self.env.task.success(state)), "dense_reward": float(self.env.task.dense_reward(state)),
+                "sparse_reward": float(self.env.task.sparse_reward(state)), "episode": self.episode, "object_pose": self.physics.object_pose().tolist(),
                 "arm_qpos": self.physics.arm_qpos().tolist(), "arm_target": np.asarray(self.arm_target).tolist(),
                 "commands_received": self.commands_received, "command_stale": bool(stale),
                 "overruns": self.overruns}
