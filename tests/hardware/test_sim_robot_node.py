@@ -227,3 +227,26 @@ def test_a_stamped_trajectory_takes_effect_on_the_first_period_at_its_stamp(harn
     h.trajectory.publish(m.joint_trajectory(ARM, held, 0.0))              # stop: replaces the pending one
     time.sleep(0.8)
     assert np.max(np.abs(h.q() - held)) < 0.02
+
+
+def test_ready_is_latched_and_task_state_carries_rewards_and_episode(harness, domain):
+    h = harness(task_rate_hz=50.0)
+    late = DdsNode("ready_listener", domain_id=domain)   # a late joiner hears the start's ready (latched)
+    ready = []
+    late.create_subscription(m.Bool, "/sim_robot/ready", lambda msg: ready.append(msg.data), QOS_LATCHED)
+    executor = DdsExecutor([late])
+    assert executor.spin_until(lambda: ready == [True], timeout_s=5)
+    h.wait(lambda: h.tasks)
+    state = h.tasks[-1]
+    assert state["episode"] == 1 and state["sparse_reward"] == float(state["success"]) == 0.0
+    assert state["dense_reward"] == pytest.approx(-state["distance"])   # reach: minus the distance to the goal
+    ee = state["ee_pos"]
+    h.reset.publish(m.float64_multi_array(ee))   # the goal at the tool point: success
+    assert executor.spin_until(lambda: ready == [True, True], timeout_s=5)
+    h.wait(lambda: h.tasks[-1]["episode"] == 2)
+    state = h.tasks[-1]
+    assert state["success"] and state["sparse_reward"] == 1.0 and -0.01 < state["dense_reward"] <= 0.0
+    h.reset.publish(m.float64_multi_array([float("nan")] * 3))   # refused: no new episode, no ready
+    time.sleep(0.2)
+    executor.spin_once(0.05)
+    assert ready == [True, True] and h.tasks[-1]["episode"] == 2
