@@ -1,149 +1,409 @@
-"""The sim-to-real gap, end to end: identify, retrain, evaluate on the "real" arm.
+"""The sim-to-real gap over generated arms: identify each arm, fine-tune or retrain in its identified simulator,
+and measure how much of the nominal policy's gap that closes on the arm itself and on the same arm in PyBullet.
 
-1. A "real" arm: sim/'s MuJoCo arm with a hidden parameters file (slower servos, heavier rotors, friction, a
-   payload, action latency, joint-position noise), and the PyBullet arm (another engine: a structural gap).
-2. Identify it: `robot-rl sysid excite` (active design in the nominal simulator, run on the hidden arm, recorded
-   to rosbag2) and `robot-rl sysid fit` -> identified robot_params.yaml with confidence intervals.
-3. Train TD-MPC2 (CPU preset) in the nominal simulator, in the identified one, and in the identified one with
-   domain randomisation over the fitted intervals.
-4. Evaluate each policy's success rate on the nominal simulator, the identified one (does it predict the real
-   arm's success?), the hidden-parameter arm and the PyBullet arm.
+For every hidden arm (calibration.hidden_arms.draw(seed): each joint its own damping, armature, friction loss
+and kp factor; one payload, action latency of 1-2 control steps and joint noise; the issue's ranges):
 
-The three trainings run through `robot_rl.sweep` (one Ray task each, `--cpus` of a local Ray or `--address` of a
-cluster) with the train keys `params=` and `randomize=`; finished ones are skipped when the command runs again.
-The evaluation targets (identified/hidden/PyBullet arms) are registered here as Gymnasium ids
-(`robot_rl/panda-reach-<variant>-v0`) of sim.env.ArmEnv with `params=`, `backend=`.
+1. Identify it as the README's sysid how-to does, on the run_on=sim path (the simulated arm plays the hidden
+   file; a real MCAP bag in between): `robot-rl sysid excite` (active design) -> recording, a second random
+   excitation as held-out data, `robot-rl sysid fit recording=... holdout=...` -> identified robot_params.yaml
+   with 95 % intervals. A fit that fails its held-out check (exit 3) is written with force=true and flagged.
+2. Train, one run at a time through robot_rl.sweep (a local Ray with --cpus CPUs, 1: sequential):
+   - nominal: from scratch in the description's simulator (`--steps`), one per seed, shared by all arms;
+   - fine-tuned: `init=<nominal agent.pt> params=<identified>` (`--finetune-steps`, fewer than from scratch);
+   - fine-tuned + randomisation: the same with `randomize=true` (the identified intervals, latency and noise
+     included, as randomisation ranges);
+   - ceiling: fine-tuned from the same nominal agent in the arm's own simulator (`params=<hidden file>`), the
+     best the same procedure can do with perfect identification;
+   - retrained: from scratch in the identified simulator for `--retrain-seeds`, as many steps as the nominal
+     agent and its fine-tuning together (`--retrain-steps`); its agent at `--finetune-steps` is kept and
+     evaluated too, so fine-tuning and retraining are compared at equal steps both ways.
+   Every run pins its training settings (preset, envs, updates_per_step, seed_steps, action_history, threads),
+   so the numbers do not move when the CPU preset changes.
+3. Evaluate every policy on the hidden arm (MuJoCo with the hidden file) and on the PyBullet arm (the same hidden
+   file played by PyBullet: another engine on top of the parameter gap), `--episodes` planner episodes each with
+   the same episode seeds for every policy on an arm (paired comparison).
 
-    .venv/bin/python benchmarks/sim2real.py --steps 3000 --episodes 20
+Gap closed = (after - nominal) / (ceiling - nominal), from the means over arms x seeds. Evaluations are cached
+in `evaluations.csv`, so a rerun (or `--report-only`) only adds what is missing; results go to `--out`
+(identification.csv, evaluations.csv, sim2real.md).
+
+    nice -n 10 .venv/bin/python benchmarks/sim2real.py --arms 0,1,2 --seeds 1,2,3 --steps 2000 --finetune-steps 400
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import os
+import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-HIDDEN = {"action_latency": 2, "obs_noise": 1e-3, "payload_mass": 1.0,
-          **{f"kp/panda_joint{i}": v for i, v in zip(range(1, 8), (2200, 2200, 1700, 1700, 900, 900, 900))},
-          **{f"armature/panda_joint{i}": 0.25 for i in range(1, 8)},
-          **{f"frictionloss/panda_joint{i}": 0.5 for i in range(1, 8)}}
+EVAL_FIELDS = ["condition", "arm", "seed", "target", "success", "return", "train_steps", "train_s"]
+TARGETS = {"hidden arm": {}, "pybullet arm": {"backend": "pybullet"}}
 
 
-def write_params(path: Path, values: dict) -> Path:
-    from sim.params import Parameter, RobotParams, save_params
+@dataclass(frozen=True)
+class Arm:
+    seed: int
+    hidden: Path          # the hidden parameters file (the "real" arm; the fit never sees it)
+    identified: Path      # what sysid fit wrote from the arm's recording
 
-    save_params(RobotParams("panda", {k: Parameter(float(v)) for k, v in values.items()}), path)
-    return path
+
+@dataclass(frozen=True)
+class Condition:
+    """One way of getting a policy for an arm: its train keys, budget and what it starts from."""
+    name: str
+    keys: Callable[[Arm | None, "Budget", Path], dict]   # (arm, budget, nominal agent.pt) -> train keys
+    per_arm: bool = True
+    scratch: bool = False                                  # trained from scratch (--steps), else fine-tuned
 
 
-def register(task: str, variant: str, **kwargs) -> str:
-    import gymnasium as gym
+@dataclass(frozen=True)
+class Budget:
+    steps: int              # from scratch (the nominal agent)
+    retrain_steps: int      # from scratch in the identified simulator: the nominal's + the fine-tuning's steps
+    finetune_steps: int     # fine-tuning (and the retrained agent kept at this step for the equal-steps check)
+    finetune_seed_steps: int
 
-    import sim  # noqa: F401  (registers the base ids)
 
-    name = f"panda-{task}-{variant}"
-    if f"robot_rl/{name}-v0" not in gym.registry:
-        gym.register(id=f"robot_rl/{name}-v0", entry_point="sim.env:ArmEnv",
-                     kwargs={"task": task, "reward": "dense", **kwargs})
-    return name
+def finetune(params: Callable[[Arm], Path], randomize: bool = False):
+    def keys(arm: Arm, budget: Budget, nominal: Path) -> dict:
+        return {"init": str(nominal), "params": str(params(arm)), "randomize": randomize,
+                "steps": budget.finetune_steps, "seed_steps": budget.finetune_seed_steps}
+    return keys
+
+
+NOMINAL = Condition("nominal", lambda arm, b, nominal: {"steps": b.steps}, per_arm=False, scratch=True)
+# In the order they train (the most needed first, when a run must stop early).
+FINETUNES = [Condition("fine-tuned + randomisation", finetune(lambda a: a.identified, randomize=True)),
+             Condition("ceiling (fine-tuned in the arm's own simulator)", finetune(lambda a: a.hidden)),
+             Condition("fine-tuned", finetune(lambda a: a.identified))]
+RETRAINED = Condition("retrained", lambda arm, b, nominal: {"params": str(arm.identified), "steps": b.retrain_steps},
+                      scratch=True)
+RETRAINED_EARLY = "retrained, at the fine-tuning budget"
+CEILING = FINETUNES[1].name
+ORDER = [NOMINAL.name, FINETUNES[2].name, FINETUNES[0].name, RETRAINED_EARLY, RETRAINED.name, CEILING]
+
+
+def run_cli(args: list[str], log: Path) -> int:
+    """A robot-rl command in this process, its output appended to `log`."""
+    import contextlib
+
+    from robot_rl.cli import main as cli
+
+    with log.open("a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+        print("$ robot-rl " + " ".join(args), flush=True)
+        return cli(args)
+
+
+def identify(seed: int, out: Path, args) -> tuple[Arm, dict]:
+    """Draw the hidden arm, record it, fit it; the arm's files and a row of what the fit found."""
+    from calibration import hidden_arms
+    from sim.params import load_params
+    from sim.robot import load_robot
+
+    folder = out / f"arm{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    robot = load_robot("panda")
+    hidden = hidden_arms.draw(seed, robot)
+    hidden_file = hidden_arms.write(folder / "hidden_params.yaml", hidden, robot.name)
+    identified = folder / "robot_params.yaml"
+    log = folder / "sysid.log"
+    status = "ok"
+    t0 = time.time()
+    if not identified.is_file():
+        excite = ["sysid", "excite", "run_on=sim", f"real_params={hidden_file}", f"duration_s={args.excite_duration}",
+                  f"population={args.design_population}", f"generations={args.design_generations}"]
+        for name, design in (("excitation", f"design=active seed={seed}"),
+                             ("holdout", f"design=random seed={10_000 + seed}")):
+            if not (folder / f"{name}_recording").exists():
+                code = run_cli([*excite, *design.split(), f"out={folder / f'{name}.yaml'}",
+                                f"recording={folder / f'{name}_recording'}"], log)
+                if code:
+                    raise SystemExit(f"sysid excite failed for arm {seed} (status {code}); see {log}")
+        fit = ["sysid", "fit", f"recording={folder / 'excitation_recording'}",
+               f"holdout={folder / 'holdout_recording'}", f"out={identified}", f"max_iters={args.fit_iters}",
+               "html_report=false"]
+        code = run_cli(fit, log)
+        if code == 3:        # failed its held-out check: use it anyway, but say so
+            status = "failed held-out check (forced)"
+            code = run_cli([*fit, "force=true"], log)
+        if code:
+            raise SystemExit(f"sysid fit failed for arm {seed} (status {code}); see {log}")
+        (folder / "fit_status.txt").write_text(status)
+    status = (folder / "fit_status.txt").read_text().strip() if (folder / "fit_status.txt").is_file() else status
+    fitted = load_params(identified).parameters
+    row = {"arm": seed, "fit": status, "identify_s": round(time.time() - t0, 1),
+           "latency_true": int(hidden.values["action_latency"]),
+           "latency_fit": int(round(fitted["action_latency"].value)) if "action_latency" in fitted else "",
+           "payload_true": round(hidden.values["payload_mass"], 3),
+           "payload_fit": round(fitted["payload_mass"].value, 3) if "payload_mass" in fitted else ""}
+    for kind in ("kp", "armature"):
+        errs = [abs(fitted[n].value - v) / v for n, v in hidden.values.items() if n.startswith(kind) and n in fitted]
+        row[f"{kind}_median_rel_err"] = round(float(np.median(errs)), 4) if errs else ""
+    return Arm(seed, hidden_file, identified), row
+
+
+def training_layer(args) -> dict:
+    """The settings every run pins (not left to the preset): model and planner of the CPU preset, N, updates."""
+    from robot_rl.overrides import load_yaml
+
+    preset = load_yaml(ROOT / "robot_rl/presets" / f"{args.preset}.yaml")     # its `base:` layered in
+    return {**preset, "preset": args.preset, "device": "cpu", "envs": args.envs,
+            "updates_per_step": args.updates_per_step, "seed_steps": args.seed_steps,
+            "action_history": args.action_history, "threads": args.threads, "eval_every": 0, "eval_episodes": 4,
+            "tensorboard": False, "checkpoint_every": args.finetune_steps}
+
+
+def make_runs(condition: Condition, arms: list[Arm], seeds: list[int], budget: Budget, layer: dict, out: Path,
+              nominal_agents: dict[int, Path], extra: dict | None = None):
+    from robot_rl.sweep import make_run
+
+    runs = []
+    for seed in seeds:
+        for arm in (arms if condition.per_arm else [None]):
+            keys = {**condition.keys(arm, budget, nominal_agents.get(seed)), **(extra or {})}
+            labels = {"arm": str(arm.seed)} if arm else {}
+            method = condition.name.split(" (")[0].replace(" + ", "-").replace(" ", "-")
+            run = make_run(f"panda-{ARGS.task}", method, seed, {"pinned": layer, condition.name: keys}, out,
+                           labels=labels)
+            runs.append((arm, seed, run))
+    return runs
+
+
+def execute(runs, args) -> list[dict]:
+    from robot_rl.sweep import check_grid, execute as sweep_execute
+
+    check_grid([r for _, _, r in runs])
+    return sweep_execute([r for _, _, r in runs], address=args.address, local_cpus=args.cpus)
+
+
+class Evaluations:
+    """evaluations.csv: one row per (condition, arm, seed, target), kept across reruns."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: list[dict] = []
+        if path.is_file():
+            with path.open(newline="") as f:
+                self.rows = list(csv.DictReader(f))
+
+    def has(self, condition: str, arm: int, seed: int) -> bool:
+        return any(r["condition"] == condition and int(r["arm"]) == arm and int(r["seed"]) == seed
+                   for r in self.rows)
+
+    def add(self, rows: list[dict]) -> None:
+        from robot_rl.sweep import write_atomic
+
+        self.rows += rows
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=EVAL_FIELDS)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_atomic(self.path, text.getvalue())
+
+
+def evaluate_on_arms(condition: str, agent_path: Path, arms: list[Arm], seed: int, marker: dict,
+                     evals: Evaluations, args) -> None:
+    """The policy at `agent_path` on each arm (hidden arm and PyBullet arm), unless already in the cache."""
+    from robot_rl.checkpoint import load_agent
+    from robot_rl.evaluate import eval_pool, evaluate
+
+    todo = [a for a in arms if not evals.has(condition, a.seed, seed)]
+    if not todo:
+        return
+    agent, info, payload = load_agent(agent_path, "cpu")
+    for arm in todo:
+        rows = []
+        for target, kwargs in TARGETS.items():
+            pool = eval_pool(f"panda-{args.task}", "state", 1, 50_000 + 100 * arm.seed, args.episodes,
+                             action_history=info.action_history, params=str(arm.hidden), **kwargs)
+            result = evaluate(agent, pool, args.episodes, 50_000 + 100 * arm.seed)
+            pool.close()
+            rows.append({"condition": condition, "arm": arm.seed, "seed": seed, "target": target,
+                         "success": result["success"], "return": round(result["return"], 3),
+                         "train_steps": payload["step"], "train_s": marker.get("train_s", "")})
+            print(f"  {condition:<48} arm {arm.seed} seed {seed} on the {target:<12}: success "
+                  f"{100 * result['success']:5.1f} %", flush=True)
+        evals.add(rows)
+
+
+def report(evals: Evaluations, id_rows: list[dict], args) -> str:
+    """The markdown table per condition and target, and the gap-closed figures."""
+    by: dict[tuple[str, str], list[float]] = {}
+    for r in evals.rows:
+        by.setdefault((r["condition"], r["target"]), []).append(float(r["success"]))
+
+    def mean(cond, target):
+        v = by.get((cond, target))
+        return float(np.mean(v)) if v else float("nan")
+
+    lines = ["| policy | steps | hidden arm (MuJoCo) | PyBullet arm | runs |", "|---|---|---|---|---|"]
+    for cond in ORDER:
+        cells = []
+        for target in TARGETS:
+            v = np.array(by.get((cond, target), []))
+            cells.append(f"{100 * v.mean():.0f} ± {100 * v.std():.0f} %" if v.size else "-")
+        steps = sorted({int(r["train_steps"]) for r in evals.rows if r["condition"] == cond})
+        runs = len({(r["arm"], r["seed"]) for r in evals.rows if r["condition"] == cond})
+        steps_text = f"{steps[0]}-{steps[-1]}" if steps and steps[0] != steps[-1] else (str(steps[0]) if steps else "-")
+        lines.append(f"| {cond} | {steps_text} | {cells[0]} | {cells[1]} | {runs} |")
+    lines += ["", "| gap closed = (after - nominal) / (ceiling - nominal) | hidden arm | PyBullet arm |", "|---|---|---|"]
+    for cond in (*ORDER[1:5],):
+        cells = []
+        for target in TARGETS:
+            gap = mean(CEILING, target) - mean(NOMINAL.name, target)
+            cells.append(f"{100 * (mean(cond, target) - mean(NOMINAL.name, target)) / gap:.0f} %"
+                         if gap > 0 and not np.isnan(mean(cond, target)) else "n/a (no gap)")
+        lines.append(f"| {cond} | {cells[0]} | {cells[1]} |")
+    lines += ["", "Paired, per arm x seed (same nominal agent, same evaluation episodes): fine-tuned minus retrained "
+              "at equal steps:"]
+    for target in TARGETS:
+        pairs = []
+        for r in evals.rows:
+            if r["condition"] == ORDER[1] and r["target"] == target:
+                other = [o for o in evals.rows if o["condition"] == RETRAINED_EARLY and o["target"] == target
+                         and o["arm"] == r["arm"] and o["seed"] == r["seed"]]
+                if other:
+                    pairs.append(float(r["success"]) - float(other[0]["success"]))
+        if pairs:
+            lines.append(f"- {target}: {100 * np.mean(pairs):+.0f} points (mean of {len(pairs)} pairs)")
+    lines += ["", "| arm | fit | latency true / fitted | payload true / fitted (kg) | kp median error | "
+              "armature median error |", "|---|---|---|---|---|---|"]
+    for r in id_rows:
+        kp = f"{100 * float(r['kp_median_rel_err']):.1f} %" if r["kp_median_rel_err"] != "" else "-"
+        arm_err = f"{100 * float(r['armature_median_rel_err']):.0f} %" if r["armature_median_rel_err"] != "" else "-"
+        lines.append(f"| {r['arm']} | {r['fit']} | {r['latency_true']} / {r['latency_fit']} | "
+                     f"{r['payload_true']} / {r['payload_fit']} | {kp} | {arm_err} |")
+    return "\n".join(lines) + "\n"
+
+
+ARGS: argparse.Namespace
 
 
 def main() -> int:
+    global ARGS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", default="reach")
-    ap.add_argument("--steps", type=int, default=3000)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--episodes", type=int, default=20)
-    ap.add_argument("--excite-duration", type=float, default=10.0)
+    ap.add_argument("--arms", default="0,1,2", help="seeds of calibration.hidden_arms.draw")
+    ap.add_argument("--seeds", default="1,2,3", help="training seeds (nominal, fine-tuned, ceiling)")
+    ap.add_argument("--retrain-seeds", default="1", help="training seeds of the from-scratch retraining")
+    ap.add_argument("--steps", type=int, default=2000, help="environment steps of a from-scratch run")
+    ap.add_argument("--finetune-steps", type=int, default=400, help="environment steps of a fine-tuning run")
+    ap.add_argument("--retrain-steps", type=int, default=0,
+                    help="steps of the from-scratch retraining; 0: --steps + --finetune-steps (the nominal agent's "
+                         "and its fine-tuning's together)")
+    ap.add_argument("--finetune-seed-steps", type=int, default=100,
+                    help="fine-tuning: steps acted by the nominal agent before the first update")
+    ap.add_argument("--preset", default="cpu", help="the model/planner preset pinned into every run")
+    ap.add_argument("--envs", type=int, default=4)
+    ap.add_argument("--updates-per-step", type=float, default=0.5)
+    ap.add_argument("--seed-steps", type=int, default=500, help="from scratch: random steps before learning")
+    ap.add_argument("--action-history", type=int, default=2, help="the last k actions in the observation")
+    ap.add_argument("--episodes", type=int, default=8, help="evaluation episodes per policy and target")
+    ap.add_argument("--excite-duration", type=float, default=6.0)
+    ap.add_argument("--design-population", type=int, default=4)
     ap.add_argument("--design-generations", type=int, default=2)
+    ap.add_argument("--fit-iters", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--trainings", default="nominal,identified,identified+dr")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/sim2real"))
-    ap.add_argument("--cpus", type=int, default=0, help="CPUs of the local Ray (0: all); one training per CPU")
+    ap.add_argument("--cpus", type=int, default=1, help="CPUs of the local Ray; one training per CPU (1: one at a time)")
     ap.add_argument("--address", default="", help="a Ray cluster (auto, host:port, ray://...) instead")
-    args = ap.parse_args()
+    ap.add_argument("--stages", default="nominal,finetune,retrain", help="which training stages to run")
+    ap.add_argument("--report-only", action="store_true", help="only rewrite the table from evaluations.csv")
+    ARGS = args = ap.parse_args()
 
     import torch
-
-    from robot_rl.cli import main as cli
-    from robot_rl.checkpoint import load_agent
-    from robot_rl.evaluate import eval_pool, evaluate
-    from robot_rl.overrides import load_yaml
-    from robot_rl.sweep import check_grid, execute, make_run
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    hidden = write_params(out / "hidden_params.yaml", HIDDEN)
-    identified = out / "robot_params.yaml"
-
+    seeds = [int(s) for s in args.seeds.split(",")]
+    retrain_seeds = [int(s) for s in args.retrain_seeds.split(",") if s]
+    budget = Budget(args.steps, args.retrain_steps or args.steps + args.finetune_steps, args.finetune_steps,
+                    args.finetune_seed_steps)
+    evals = Evaluations(out / "evaluations.csv")
     t0 = time.time()
-    if not identified.is_file():
-        recording = out / "excitation_recording"
-        if not recording.exists():
-            assert cli(["sysid", "excite", f"out={out / 'excitation.yaml'}", f"real_params={hidden}",
-                        f"recording={recording}", f"duration_s={args.excite_duration}",
-                        f"generations={args.design_generations}", "population=8",
-                        "kinds=armature,kp,frictionloss"]) == 0
-        assert cli(["sysid", "fit", f"recording={recording}", f"out={identified}", "kinds=armature,kp,frictionloss",
-                    "max_latency=3", "html_report=false"]) == 0
-    identify_s = time.time() - t0
 
-    from sim.params import load_params
+    arms, id_rows = [], []
+    for seed in (int(s) for s in args.arms.split(",")):
+        arm, row = identify(seed, out, args)
+        arms.append(arm)
+        id_rows.append(row)
+        print(f"arm {seed}: {row}", flush=True)
+    from robot_rl.sweep import connect, write_atomic
 
-    fitted = load_params(identified)
-    print(f"{'parameter':<28}{'hidden':>10}{'fitted':>10}   95% interval")
-    for name, true in HIDDEN.items():
-        p = fitted.parameters[name]
-        ci = f"[{p.ci[0]:.4g}, {p.ci[1]:.4g}]" if p.ci else ""
-        print(f"{name:<28}{true:>10.4g}{p.value:>10.4g}   {ci}")
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(id_rows[0]))
+    writer.writeheader()
+    writer.writerows(id_rows)
+    write_atomic(out / "identification.csv", text.getvalue())
+    stages = set(args.stages.split(",")) if not args.report_only else set()
+    layer = training_layer(args)
 
-    variants = {"nominal": {}, "identified": {"params": str(identified)},
-                "identified+dr": {"params": str(identified), "randomize": True}}
-    targets = {"nominal sim": f"panda-{args.task}",
-               "identified sim": register(args.task, "identified", params=str(identified)),  # predicts the real arm?
-               "hidden arm": register(args.task, "hidden", params=str(hidden)),
-               "pybullet arm": register(args.task, "pybullet", backend="pybullet")}
-    preset = load_yaml(ROOT / "robot_rl/presets/cpu_small.yaml")
-    trainings = args.trainings.split(",")
-    runs = [make_run(f"panda-{args.task}", training.replace("+", "-"), args.seed, {
-                "preset": preset, "benchmark": {"steps": args.steps, "eval_every": 0, "eval_episodes": 5,
-                                                "threads": args.threads, "tensorboard": False,
-                                                "checkpoint_every": max(1, args.steps // 4), **variants[training]}},
-                out, labels={"steps": str(args.steps)}) for training in trainings]
-    check_grid(runs)
-    markers = execute(runs, address=args.address, local_cpus=args.cpus)
-    rows = []
-    for training, run, marker in zip(trainings, runs, markers):
-        train_min = marker["train_s"] / 60
-        agent, _, _ = load_agent(run.folder / "agent.pt", "cpu")
-        for target, task in targets.items():
-            pool = eval_pool(task, "state", 1, args.seed, args.episodes)
-            result = evaluate(agent, pool, args.episodes, args.seed)
-            pool.close()
-            rows.append({"trained_in": training, "evaluated_on": target, "success": result["success"],
-                         "return": round(result["return"], 2), "train_min": round(train_min, 1)})
-            print(f"trained in {training:<14} evaluated on {target:<13} success {100 * result['success']:5.1f}%  "
-                  f"return {result['return']:8.2f}", flush=True)
-    print()
-    print(f"identification: {identify_s:.0f} s; {args.steps} training steps per policy, {args.episodes} episodes")
-    header = f"{'trained in':<16}" + "".join(f"{t:>15}" for t in targets)
-    print(header)
-    for training in args.trainings.split(","):
-        cells = [next(r for r in rows if r["trained_in"] == training and r["evaluated_on"] == t) for t in targets]
-        print(f"{training:<16}" + "".join(f"{100 * c['success']:>14.0f}%" for c in cells))
-    with open(out / "sim2real.csv.tmp", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    (out / "sim2real.csv.tmp").replace(out / "sim2real.csv")
-    print(f"wrote {out / 'sim2real.csv'}")
+    def evaluate_runs(condition: str, runs, markers, agent_file: str = "agent.pt"):
+        for (arm, seed, run), marker in zip(runs, markers):
+            evaluate_on_arms(condition, run.folder / agent_file, [arm] if arm else arms, seed, marker, evals, args)
+        write_report()
+
+    def write_report():   # after every stage: a run stopped early still leaves its table
+        header = (f"panda-{args.task}; arms {args.arms} (calibration.hidden_arms), training seeds {args.seeds} "
+                  f"(retrained: {args.retrain_seeds}); nominal from scratch {args.steps} steps, fine-tuning "
+                  f"{args.finetune_steps} steps ({args.finetune_seed_steps} acted before the first update), "
+                  f"retrained from scratch {budget.retrain_steps} steps; preset {args.preset}, envs {args.envs}, "
+                  f"updates_per_step {args.updates_per_step}, action_history {args.action_history}, "
+                  f"{args.threads} thread(s); {args.episodes} evaluation episodes per policy and target; "
+                  f"success mean ± std over arms x seeds.\n\n")
+        text = header + report(evals, id_rows, args)
+        write_atomic(out / "sim2real.md", text)
+        print(text, flush=True)
+
+    runs = make_runs(NOMINAL, arms, seeds, budget, layer, out, {})
+    nominal_agents = {seed: run.folder / "agent.pt" for _, seed, run in runs}
+    started = bool(stages) and connect(args.address, args.cpus)   # one Ray session for every stage
+    try:
+        if "nominal" in stages:
+            print(f"nominal: {len(runs)} runs of {args.steps} steps", flush=True)
+            evaluate_runs(NOMINAL.name, runs, execute(runs, args))
+        if "finetune" in stages:
+            for condition in FINETUNES:
+                runs = make_runs(condition, arms, seeds, budget, layer, out, nominal_agents)
+                print(f"{condition.name}: {len(runs)} runs of {args.finetune_steps} steps", flush=True)
+                evaluate_runs(condition.name, runs, execute(runs, args))
+        if "retrain" in stages and retrain_seeds:
+            early = make_runs(RETRAINED, arms, retrain_seeds, budget, layer, out, {}, {"steps": args.finetune_steps})
+            print(f"retrained: {len(early)} runs to {args.finetune_steps} steps, then on to {budget.retrain_steps}",
+                  flush=True)
+            kept = f"agent_at_{args.finetune_steps}.pt"
+            markers = []
+            for arm, seed, run in early:   # the same run folder continues to retrain_steps below
+                if not (run.folder / kept).is_file():
+                    markers += execute([(arm, seed, run)], args)
+                    shutil.copyfile(run.folder / "agent.pt", run.folder / kept)
+                else:
+                    markers.append({})
+            evaluate_runs(RETRAINED_EARLY, early, markers, kept)
+            runs = make_runs(RETRAINED, arms, retrain_seeds, budget, layer, out, {})
+            evaluate_runs(RETRAINED.name, runs, execute(runs, args))
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    if not stages:
+        write_report()
+    print(f"{time.time() - t0:.0f} s; wrote {out / 'sim2real.md'}, evaluations.csv, identification.csv")
     return 0
 
 
