@@ -344,8 +344,8 @@ class RobotLink:
     def _on_estop_reset(self, msg: Bool) -> None:
         if msg.data:
             with self._lock:
-                if self.safety.estop_latched and self.safety.reset():
-                    self.node.logger.info(f"e-stop reset on {self.config.estop_reset_topic}")
+                if (self.safety.estop_latched or self.safety.fault is not None) and self.safety.reset():
+                    self.node.logger.info(f"e-stop/fault reset on {self.config.estop_reset_topic}")
 
     def _malformed(self, topic: str, why: str) -> None:
         self._in.malformed[topic] += 1
@@ -458,10 +458,8 @@ class RobotLink:
             self._in.operator = None
             self._filter_and_publish(None)   # keep the controller fed at home while the learner thinks
             obs = self._observe()
-            if obs is None:
-                self._filter_and_publish(None)
         if obs is None:
-            raise RobotLinkError(f"{c.joint_states_topic}: joint states went stale during the reset")
+            raise RobotLinkError(f"{c.joint_states_topic}: joint states went stale during the reset; the arm holds")
         self._t0, self._k = time.monotonic(), 0
         self._resets += 1
         self._reset_s.append(time.monotonic() - started)
@@ -469,46 +467,45 @@ class RobotLink:
 
     def _move_home(self) -> None:
         """Joint-space straight line to `home`, the fastest joint at home_speed, one command per period through
-        the safety filter (its start ramp and limits apply on top)."""
+        the safety filter (its start ramp and limits apply on top). A latched e-stop or safety fault is the
+        operator's to clear (True on estop_reset_topic), never the learner's."""
         c = self.config
         step = c.home_speed * self.period_s
         with self._lock:
-            if self.safety.estop_latched:
-                raise RobotLinkError(f"e-stop latched: release it and send True on {c.estop_reset_topic} before "
-                                     f"a reset")
-            if self.safety.fault is not None:   # a tracking/internal fault latched: a reset restarts from measured
-                self.safety.reset()
+            if self.safety.estop_latched or self.safety.fault is not None:
+                why = "e-stop latched" if self.safety.estop_latched else f"safety fault {self.safety.fault.value}"
+                raise RobotLinkError(f"reset: {why}; the operator clears it with True on {c.estop_reset_topic}")
             start = self._previous_targets if self._previous_targets is not None else self._in.q
         distance = float(np.max(np.abs(self.home - start))) if start is not None else 0.0
         deadline = time.monotonic() + distance / c.home_speed + self.safety_config.ramp_time_s + c.reset_timeout_s
         next_tick = time.monotonic()
+        why = "too slow"
         while True:
             with self._lock:
                 q, stamp = self._in.q, self._in.stamp_ns
                 fresh = stamp is not None and \
                     (self.node.now_ns() - stamp) * 1e-9 <= self.safety_config.observation_timeout_s
-                previous = self._previous_targets if self._previous_targets is not None else q
-                if q is not None and fresh:
+                if fresh:
+                    previous = self._previous_targets if self._previous_targets is not None else q
                     delta = self.home - previous
                     largest = float(np.max(np.abs(delta)))
                     target = self.home if largest <= step else previous + delta * (step / largest)
                     safe = self._filter_and_publish(target)
                     if np.max(np.abs(q - self.home)) <= c.home_tolerance and \
-                            np.array_equal(self._previous_targets, self.home):
+                            np.allclose(self._previous_targets, self.home, rtol=0.0, atol=LIMIT_TOLERANCE):
                         if self._gripper_pub is not None:   # episodes start with the hand open, as in sim/
                             self._gripper_pub.publish(float64_multi_array([self.io.gripper_max_width]))
                         return
                     if safe.status.holding or safe.positions is None:
-                        detail = f"{safe.status.value} {safe.detail}"
-                    else:
-                        detail = ""
+                        why = f"{safe.status.value}: {safe.detail}"
                 else:
-                    safe = self._filter_and_publish(None) if q is not None else None
-                    detail = "no fresh joint states"
+                    if q is not None:
+                        self._filter_and_publish(None)
+                    why = "no fresh joint states"
             if time.monotonic() > deadline:
                 self.hold()
                 raise RobotLinkError(f"reset: the arm did not reach home {np.round(self.home, 3).tolist()} within "
-                                     f"{c.home_tolerance} rad in time ({detail or 'too slow'}; joint states on "
+                                     f"{c.home_tolerance} rad in time ({why}; joint states on "
                                      f"{c.joint_states_topic})")
             next_tick += self.period_s
             time.sleep(max(0.0, next_tick - time.monotonic()))

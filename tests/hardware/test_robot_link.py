@@ -62,6 +62,7 @@ class Cell:
         self.operator = self.test.create_publisher(m.String, "/operator/episode")
         self.scene = self.test.create_publisher(m.Float64MultiArray, "/sim_robot/reset")
         self.estop = self.test.create_publisher(m.Bool, "/estop")
+        self.estop_reset = self.test.create_publisher(m.Bool, "/estop_reset")
         self.executor = DdsExecutor([self.node, self.test])
         self.thread = spin_in_thread(self.executor)
         stack.callback(self.close)
@@ -279,15 +280,22 @@ def test_no_command_outside_the_joint_limits_under_random_actions(cell):
     assert link.stats()["commands_outside_limits"] == 0
 
 
-def test_the_estop_holds_at_once_and_a_reset_waits_for_its_release(cell):
+def test_the_estop_holds_at_once_and_only_the_operator_clears_it(cell):
     link = cell.link()
     link.reset()
     link.step(np.full(8, 0.5))
+    sent = len(cell.commands)
     cell.estop.publish(m.Bool(data=True))
     wait(lambda: link.stats()["estop_latched"], "e-stop latched")
+    wait(lambda: len(cell.commands) > sent, "the hold sent at once, between steps")
     assert link.step(np.full(8, 0.5)).fault.startswith("hold_estop")
-    with pytest.raises(RobotLinkError, match="e-stop latched"):
+    with pytest.raises(RobotLinkError, match="e-stop latched; the operator clears it with True on /estop_reset"):
         link.reset()
+    cell.estop.publish(m.Bool(data=False))
+    cell.estop_reset.publish(m.Bool(data=True))
+    wait(lambda: not link.stats()["estop_latched"], "e-stop reset")
+    obs = link.reset()   # the operator's reset clears it; the next episode starts at home
+    assert np.max(np.abs(obs.q - cell.env.start_qpos)) <= 0.02 and link.step(np.zeros(8)).fault is None
 
 
 def test_config_from_dict_names_the_field():
