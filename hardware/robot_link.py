@@ -603,6 +603,7 @@ class RobotLink:
                     "commands_published": self._published,
                     "step_jitter_ms_p50": float(np.percentile(jitter, 50)) if jitter.size else math.nan,
                     "step_jitter_ms_p99": float(np.percentile(jitter, 99)) if jitter.size else math.nan,
+                    "step_jitter_ms_max": float(jitter.max()) if jitter.size else math.nan,
                     "safety": dict(self.safety.counters), "limits": dict(self.safety.limit_counters),
                     "estop_latched": self.safety.estop_latched, "malformed": dict(self._in.malformed),
                     "bad_joint_states": self._in.bad_joint_states,
