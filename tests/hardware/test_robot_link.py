@@ -19,7 +19,7 @@ from hardware.kinematics import KinematicChain
 from hardware.nodes.sim_robot_node import SimRobot
 from hardware.policy_io import PolicyIO, action_space_from_dict
 from hardware.robot_link import RobotLinkConfig, RobotLinkError, open_link
-from hardware.safety_config import limits_from_robot
+from hardware.safety_config import SafetyConfig, limits_from_robot
 from hardware.transport.dds import DdsExecutor, DdsNode, spin_in_thread
 from sim.kinematic_chain import chain_from_mjcf
 
@@ -240,6 +240,22 @@ def test_a_reset_whose_ready_never_comes_holds_and_names_the_topic(cell):
     time.sleep(0.3)
     np.testing.assert_allclose(cell.sim.physics.arm_qpos(), q, atol=1e-3)
     assert link.stats()["safety"].get("hold_policy_error", 0) >= 5   # the holds went through the filter
+
+
+def test_a_reset_without_joint_states_holds_and_names_the_topic(cell):
+    link = cell.link(reset_timeout_s=0.5, safety=SafetyConfig(control_period_s=0.05, ramp_time_s=0.1))
+    link.reset()
+    for _ in range(3):
+        link.step(np.full(8, 0.5))
+    cell.sim.publish_joint_states = False   # the robot's connection is lost between episodes
+    start = time.monotonic()
+    with pytest.raises(RobotLinkError, match=r"did not reach home .*no fresh joint states; joint states on "
+                                             r"/joint_states"):
+        link.reset()
+    assert time.monotonic() - start < 2.0
+    q = cell.sim.physics.arm_qpos().copy()
+    time.sleep(0.2)
+    np.testing.assert_allclose(cell.sim.physics.arm_qpos(), q, atol=1e-3)   # held, not moving on its own
 
 
 def test_malformed_teleop_never_crashes_or_stalls_the_link(cell):
