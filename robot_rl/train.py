@@ -11,6 +11,12 @@ Checkpoints and evaluations wait for a barrier where every environment's episode
 continues from `out/agent.pt` and, on the same device and thread count, reproduces the uninterrupted run
 exactly. `init=<agent.pt>` starts from another run's agent instead (fine-tuning, e.g. in an identified
 simulator: `params=<identified file> randomize=true`).
+
+`robot=dds|ros2` learns on a robot instead (robot_rl/training/robot_run.py): the arm over ROS 2 topics as the
+task's environment, an asynchronous learner, teleop interventions into a demo buffer, a journal + rosbag2
+recording of every step in `out`, and `resume=true` after a crash. `steps`, `seed_steps`, `updates_per_step`,
+`eval_every`/`eval_episodes` (on the robot) and `checkpoint_every` (taken at the next episode end) keep their
+meaning; the `robot*` keys, `detector`, `demo_ratio` and `weights_every` below are its own.
 """
 from __future__ import annotations
 
@@ -61,6 +67,16 @@ class Config(AgentConfig):
     randomize: bool = False            # sim tasks: domain randomisation (over `params`' intervals when given)
     demos: str = ""                    # demonstrations folder: train with MoDem's three phases (robot_rl/modem.py)
     modem: ModemConfig = field(default_factory=ModemConfig)
+    # ---- learning on a robot (robot_rl/training/robot_run.py) ----
+    robot: str = ""                    # "": simulation | dds | ros2: the robot over this ROS 2 transport
+    robot_config: str = ""             # YAML of hardware.robot_link.RobotLinkConfig fields (topics, teleop/operator/
+                                       # reset/ready, timeouts, home speed, safety); empty: the defaults
+    robot_domain: int = -1             # DDS domain id (-1: ROS_DOMAIN_ID, else 0)
+    robot_acting: str = "policy"       # policy (the policy prior) | planner (MPPI; refused if too slow for the period)
+    detector: str = ""                 # module:callable (observation, task_state) -> (reward, success); empty: the
+                                       # task state topic's dense/sparse reward (the task name's -sparse decides)
+    demo_ratio: float = 0.5            # share of each batch from the teleoperated (demo) buffer once it has data
+    weights_every: int = 0             # robot steps between weight hand-overs to the actor (0: between episodes)
 
 
 def default_layer(pairs: dict[str, str]) -> dict:
@@ -77,7 +93,10 @@ def default_layer(pairs: dict[str, str]) -> dict:
     if not path.is_file():
         known = sorted(p.stem for p in PRESETS.glob("*.yaml")) + ["auto", "paper"]
         raise ConfigError(f"preset={name!r}: unknown; expected one of {known}")
-    return {**load_yaml(path), "preset": name}
+    layer = {**load_yaml(path), "preset": name}
+    if pairs.get("robot"):   # a robot is one environment, whatever the preset runs in simulation
+        layer.pop("envs", None)
+    return layer
 
 
 def _cuda_available() -> bool:
@@ -96,13 +115,45 @@ def check_config(config: Config) -> None:
     for name in ("steps", "eval_every", "checkpoint_every", "seed_steps"):
         if getattr(config, name) < 0:
             raise TrainConfigError(f"{name}={getattr(config, name)}; expected >= 0")
-    if config.eval_episodes < 1:
-        raise TrainConfigError(f"eval_episodes={config.eval_episodes}; expected >= 1")
+    if config.eval_episodes < (0 if config.robot else 1):   # robot time is dear: a robot run may skip evaluation
+        raise TrainConfigError(f"eval_episodes={config.eval_episodes}; expected >= {0 if config.robot else 1}")
     if config.frame_stack < 1:
         raise TrainConfigError(f"frame_stack={config.frame_stack}; expected >= 1")
     if (config.params or config.randomize) and config.task.startswith(("gym:", "dmc:")):
         raise TrainConfigError(f"params=/randomize=: only sim tasks (panda-*) take robot parameters, "
                                f"not task={config.task!r}")
+    check_robot_keys(config)
+
+
+ROBOT_TRANSPORTS = ("dds", "ros2")
+
+
+def check_robot_keys(config: Config) -> None:
+    if config.robot not in ("", *ROBOT_TRANSPORTS):
+        raise TrainConfigError(f"robot={config.robot!r}: expected one of {ROBOT_TRANSPORTS} (or empty: simulation)")
+    if not config.robot:
+        set_keys = [k for k, v in (("robot_config", config.robot_config), ("detector", config.detector),
+                                   ("weights_every", config.weights_every)) if v]
+        if set_keys:
+            raise TrainConfigError(f"{', '.join(set_keys)}: only with robot=dds|ros2 (learning on a robot)")
+        return
+    if config.robot_acting not in ("policy", "planner"):
+        raise TrainConfigError(f"robot_acting={config.robot_acting!r}: expected policy or planner")
+    if not 0.0 <= config.demo_ratio <= 1.0:
+        raise TrainConfigError(f"demo_ratio={config.demo_ratio}: expected a share in [0, 1]")
+    if config.weights_every < 0:
+        raise TrainConfigError(f"weights_every={config.weights_every}: expected >= 0 robot steps")
+    if config.robot_config and not Path(config.robot_config).is_file():
+        raise TrainConfigError(f"robot_config={config.robot_config!r}: file not found")
+    if config.detector and ":" not in config.detector:
+        raise TrainConfigError(f"detector={config.detector!r}: expected module:callable")
+    if config.envs != 1:
+        raise TrainConfigError(f"envs={config.envs}: a robot is one environment (envs=1)")
+    for key in ("demos", "params", "view"):
+        if getattr(config, key):
+            raise TrainConfigError(f"{key}=: not with robot={config.robot} (simulation only)")
+    if config.randomize:
+        raise TrainConfigError(f"randomize=true: not with robot={config.robot} (the robot is what it is)")
 
 
 def env_kwargs(config: Config) -> dict:
@@ -132,6 +183,9 @@ def train(config: Config) -> dict | None:
     from robot_rl.training.run import TrainingRun
 
     check_config(config)
+    if config.robot:   # one intra-op thread unless told: the actor must not wait for the learner's kernels
+        torch.set_num_threads(config.threads or 1)
+        return _train_on_robot(config)
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     try:
@@ -154,3 +208,22 @@ def train(config: Config) -> dict | None:
     finally:
         run_.close()
 
+
+
+def _train_on_robot(config: Config) -> dict | None:
+    import torch
+
+    from robot_rl.agent import pick_device
+    from robot_rl.training.robot_env import RobotEnvError
+    from robot_rl.training.robot_run import OnRobotRun
+
+    try:
+        run_ = OnRobotRun(config, pick_device(config.device))
+    except RobotEnvError as err:
+        print(f"robot-rl train: {err}")
+        return None
+    print(f"robot-rl train: {config.task} on the robot over {config.robot}, preset {config.preset}, "
+          f"{torch.get_num_threads()} torch threads, model {config.model_size} "
+          f"({sum(p.numel() for p in run_.agent.model.parameters()) / 1e6:.2f}M parameters), "
+          f"{config.robot_acting} acting at {run_.setup.control_hz:g} Hz")
+    return run_.run()

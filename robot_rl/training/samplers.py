@@ -1,5 +1,6 @@
 """Batch samplers: where a learner's update batches come from. One interface, `sample(batch_size, step)`;
-MoDem's demo oversampling is the other implementation (robot_rl/modem.py)."""
+MoDem's demo oversampling (robot_rl/modem.py) and the on-robot mix of teleoperated and online data
+(`InterventionSampler`) are the others."""
 from __future__ import annotations
 
 from typing import Protocol
@@ -83,3 +84,31 @@ class UniformSampler:
 
     def load_state(self, state: dict) -> None:
         pass
+
+
+class InterventionSampler:
+    """HIL-SERL's batches: a share `demo_ratio` (binomially drawn, unbiased for any batch size) from the buffer of
+    teleoperated stretches, the rest from the interaction buffer; all from the interaction buffer while the demo
+    buffer holds no whole sub-trajectory yet. The demo share comes first in the batch (as DemoOversampler's)."""
+
+    def __init__(self, buffer: ReplayBuffer, demos: ReplayBuffer, demo_ratio: float, device: torch.device | str,
+                 seed: int):
+        if not 0.0 <= demo_ratio <= 1.0:
+            raise ValueError(f"demo_ratio={demo_ratio}: expected a share in [0, 1]")
+        self.buffer, self.demos, self.demo_ratio, self.device = buffer, demos, demo_ratio, device
+        self.rng = np.random.default_rng(seed)
+        self.last_demo_count = 0
+
+    def sample(self, batch_size: int, step: int) -> Batch:
+        ratio = self.demo_ratio if self.demos.episodes else 0.0   # only stretches >= horizon steps enter it
+        n_demo = self.last_demo_count = int(self.rng.binomial(batch_size, ratio))
+        parts = [self.demos.sample(n_demo, self.device)] if n_demo else []
+        if n_demo < batch_size:
+            parts.append(self.buffer.sample(batch_size - n_demo, self.device))
+        return parts[0] if len(parts) == 1 else Batch.cat(parts)
+
+    def state(self) -> dict:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
