@@ -426,6 +426,7 @@ class RobotLink:
         """Home move, scene reset, first observation of the new episode (the schedule starts there)."""
         started = time.monotonic()
         c = self.config
+        self._t0 = None   # until this reset succeeds, there is no episode to step
         self._move_home()
         with self._lock:
             ready_before, goals_before = self._in.ready, self._in.goals
