@@ -33,14 +33,14 @@ def reach():
     env.close()
 
 
-def interface(env):
+def interface(env, pixels_shape=None):
     """(io, limits, control_hz, home) as a panda-reach bundle carries them (action block and chain through JSON)."""
     robot = env.robot
     chain = KinematicChain.from_dict(json.loads(json.dumps(chain_from_mjcf(robot.description, robot.arm_joints,
                                                                            robot.ee_site))))
     actions = action_space_from_dict(json.loads(json.dumps(env.action_mapping.to_dict())), robot.lower.tolist(),
                                      robot.upper.tolist(), chain)
-    io = PolicyIO(obs_layout=tuple(env.obs_layout), pixels_shape=None, joint_names=tuple(robot.arm_joints),
+    io = PolicyIO(obs_layout=tuple(env.obs_layout), pixels_shape=pixels_shape, joint_names=tuple(robot.arm_joints),
                   gripper_joints=tuple(robot.gripper_joints), actions=actions, chain=chain,
                   action_history=env.action_history)
     return io, limits_from_robot(robot), env.control_hz, env.start_qpos.copy()
@@ -67,8 +67,8 @@ class Cell:
         self.thread = spin_in_thread(self.executor)
         stack.callback(self.close)
 
-    def link(self, **config):
-        io, limits, hz, home = interface(self.env)
+    def link(self, pixels_shape=None, **config):
+        io, limits, hz, home = interface(self.env, pixels_shape)
         link = self.stack.enter_context(open_link(io, limits, hz, home, RobotLinkConfig(**config),
                                                   domain_id=self.domain))
         wait(lambda: all(p.matched_subscriptions() for p in self.test.publishers), "publishers matched")
@@ -171,6 +171,17 @@ def test_the_trajectory_interface_drives_the_arm(cell):
     point = trajectories[-1].points[0]
     assert list(trajectories[-1].joint_names) == [f"panda_joint{i}" for i in range(1, 8)]
     assert m.ns_from_time(point.time_from_start) == 50_000_000   # one control period
+
+
+def test_pixel_observations_are_stacked_camera_frames(make_cell):
+    cell = make_cell(publish_images=True, image_width=32, image_height=24, image_rate_hz=20.0)
+    link = cell.link(pixels_shape=(6, 24, 32))   # 2 frames; connect() waits for the first image
+    obs = link.reset()
+    assert obs.pixels.shape == (6, 24, 32) and obs.pixels.dtype == np.uint8 and obs.pixels.std() > 5
+    np.testing.assert_array_equal(obs.pixels[:3], obs.pixels[3:])   # an episode starts with its first frame twice
+    for _ in range(4):
+        out = link.step(np.array([0.8, 0.5, 0, 0, 0, 0, 0, 1.0]))
+    assert out.fault is None and not np.array_equal(out.obs.pixels[:3], out.obs.pixels[3:])   # the arm moved
 
 
 def test_an_operator_mark_ends_the_episode(cell):
