@@ -41,7 +41,7 @@ from hardware.messages import (Bool, Float64MultiArray, Image, JointState, Joint
                                float64_multi_array, joint_trajectory)
 from hardware.nodes.policy_node import COMMAND_INTERFACES, SMALL_ARRAY_BYTES, subscribe_latched_or_not
 from hardware.policy_io import FrameStacker, PolicyIO, PolicyIOError
-from hardware.safety import SafetyFilter, SafetyStatus
+from hardware.safety import SafetyFilter
 from hardware.safety_config import SafetyConfig, SafetyConfigError, SafetyLimits
 from hardware.transport.base import QOS_DEFAULT, QOS_LATCHED, QOS_SENSOR_DATA, Node
 
