@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import os
 import sys
 import tempfile
@@ -45,7 +46,7 @@ def record(robot, commands, args, hidden_file: Path, seed: int, folder: Path, na
         from hardware.transport.dds import private_domain_id
 
         run = DdsRun(arm="sim", sim_params=str(hidden_file), domain_id=private_domain_id(), ramp_velocity=0.6,
-                     log=lambda *_: None)
+                     command_topic=args.command_topic, log=lambda *_: None)
         run_excitation(run, robot, commands, args.command_hz, args.state_hz, folder / name)
     return read_recording(folder / name, robot.arm_joints)
 
@@ -58,8 +59,10 @@ def one_arm(seed: int, args, robot, arm_model, joints, folder: Path) -> list[dic
     hidden = hidden_arms.draw(seed, robot)
     hidden_file = hidden_arms.write(folder / f"hidden{seed}.yaml", hidden, robot.name)
     priors = arm_model.default_priors(joints)
+    interest = excitation.interest_mask(priors, tuple(args.interest.split(",")))
     q_rest = np.asarray(robot.home_qpos, float)
-    experiment = excitation.Experiment(command_hz=args.command_hz, state_hz=args.state_hz, duration_s=args.duration)
+    experiment = excitation.Experiment(command_hz=args.command_hz, state_hz=args.state_hz, duration_s=args.duration,
+                                      use_velocity=args.use_velocity)
     limits = _subset_limits(robot, joints, q_rest, ExciteConfig())
     checker = excitation.CollisionChecker(arm_model, q_rest)
     common = dict(n_harmonics=args.harmonics, base_freq_hz=1.0 / args.duration * args.periods, checker=checker)
@@ -72,15 +75,21 @@ def one_arm(seed: int, args, robot, arm_model, joints, folder: Path) -> list[dic
         t = time.time()
         result = excitation.design(arm_model, priors, joints, q_rest, experiment, limits, seed=seed,
                                    active=kind == "active", population=args.population,
-                                   generations=args.generations, **common)
+                                   generations=args.generations, kind=args.criterion, interest=interest, **common)
         design_s = time.time() - t
+        # The design's criterion where it was made (the nominal simulator) and on the hidden arm itself.
+        at_truth = [dataclasses.replace(p, nominal=hidden.values[p.name]) for p in priors]
+        truth_fim = excitation.fisher_information(arm_model, at_truth, [result.trajectory], experiment, q_rest)
+        criterion_truth = float(excitation.criterion(truth_fim, args.criterion, interest)[0])
         rec = record(robot, excitation.commands_for(result.trajectory, experiment, q_rest, robot.arm_joints),
                      args, hidden_file, seed, folder, f"{kind}{seed}")
         r = fit(arm_model, priors, [Segment("fit", rec, 0, len(rec.state_stamps))],
                 [Segment("holdout", held, 0, len(held.state_stamps))], max_latency=3, max_iters=args.iters,
                 use_velocity=args.use_velocity, observed=joints, progress=lambda *_: None)
         true_latency = int(hidden.values["action_latency"])
-        row = {"seed": seed, "design": kind, "criterion": result.criterion, "design_s": round(design_s, 1),
+        row = {"seed": seed, "design": kind, "criterion": result.criterion, "criterion_start": result.random_criterion,
+               "criterion_truth": criterion_truth, "converged": not any("stopped at max_iters" in w for w in r.warnings),
+               "design_s": round(design_s, 1),
                "fit_s": round(r.seconds, 1), "latency_true": true_latency, "latency_fit": r.latency_steps,
                "offset_ms": round(r.offset_s * 1e3, 2), "holdout_prior": r.holdout_rmse["prior"],
                "holdout_fitted": r.holdout_rmse["fitted"], "noise": hidden.values["obs_noise"],
@@ -125,6 +134,14 @@ def summarise(rows: list[dict]) -> list[str]:
                      f"{np.median(noise) * 1e3:.2f}); worse than prior on {int(np.sum(fitted >= prior))}/{len(sub)} "
                      f"arms; latency hit rate {hits:.0%}; interval inflation (HAC / white) median "
                      f"{np.median([r['inflation'] for r in sub]):.1f}x")
+    active = {r["seed"]: r for r in rows if r["design"] == "active"}
+    pairs = [(active[r["seed"]], r) for r in rows if r["design"] == "random" and r["seed"] in active]
+    if pairs and "criterion_truth" in pairs[0][0]:
+        lines.append(f"design criterion: active above its best start on "
+                     f"{sum(a['criterion'] > a['criterion_start'] for a, _ in pairs)}/{len(pairs)} arms; active above "
+                     f"random on the hidden arm itself on {sum(a['criterion_truth'] > r['criterion_truth'] for a, r in pairs)}"
+                     f"/{len(pairs)} (median difference {np.median([a['criterion_truth'] - r['criterion_truth'] for a, r in pairs]):.2f}"
+                     f"); fits converged {sum(bool(x['converged']) for x in rows)}/{len(rows)}")
     ratios = [medians[("random", k)] / medians[("active", k)] for k in KINDS
               if ("random", k) in medians and medians[("active", k)] > 0]
     if ratios:
@@ -173,7 +190,11 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=3)
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--use-velocity", action="store_true")
+    parser.add_argument("--criterion", choices=("ds", "logdet", "min_eig"), default="ds")
+    parser.add_argument("--interest", default="kp,armature,payload_mass", help="criterion=ds: parameter kinds")
     parser.add_argument("--run-on", choices=("sim", "dds"), default="sim")
+    parser.add_argument("--command-topic", default="/joint_trajectory_controller/joint_trajectory",
+                        help="run_on=dds: stamped one-point trajectories (or /forward_position_controller/commands)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "sysid_heldout.csv"))
     parser.add_argument("--summarise", metavar="CSV", help="print the table of an earlier (or stopped) run's CSV")
     args = parser.parse_args()
@@ -193,7 +214,9 @@ def main() -> None:
     rows: list[dict] = []
     start = time.time()
     print(f"{args.arms} arms, joints {joints}, {args.duration:g} s excitations at {args.command_hz:g} Hz commands / "
-          f"{args.state_hz:g} Hz states, run_on={args.run_on}, use_velocity={args.use_velocity}", flush=True)
+          f"{args.state_hz:g} Hz states, run_on={args.run_on}, use_velocity={args.use_velocity}, design "
+          f"{args.criterion} (interest {args.interest}) population {args.population} x {args.generations} "
+          f"generations, fit max_iters {args.iters}", flush=True)
     out = Path(args.out)
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.first_seed, args.first_seed + args.arms):

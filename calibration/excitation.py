@@ -179,6 +179,10 @@ class Experiment:
     gripper_width: float = 0.0
     position_noise: float = 1e-3          # expected observation noise, weights the information (rad)
     velocity_noise: float = 1e-2          # rad/s
+    # What the fit's residual holds: positions only unless the fit runs with use_velocity=true (calibration.fit
+    # Config.use_velocity). Information the fit never sees must not steer the design: with velocities counted,
+    # the design maximised what velocities tell about armature and damping while the fit used positions.
+    use_velocity: bool = False
 
     def command_times(self) -> np.ndarray:
         return np.arange(0.0, self.duration_s, 1.0 / self.command_hz)
@@ -231,8 +235,9 @@ def fisher_information(arm: ArmModel, priors: list[Prior], trajectories: list[Fo
     for traj in trajectories:
         ctrl = zoh_controls(arm, commands_for(traj, experiment, q_rest, arm.robot.arm_joints), experiment, q_rest)
         state, _ = rollout.rollout(models, datas, state0, ctrl)
-        obs = np.concatenate([state[:, stride - 1::stride, pos_cols] / experiment.position_noise,
-                              state[:, stride - 1::stride, vel_cols] / experiment.velocity_noise], axis=2)
+        obs = state[:, stride - 1::stride, pos_cols] / experiment.position_noise
+        if experiment.use_velocity:
+            obs = np.concatenate([obs, state[:, stride - 1::stride, vel_cols] / experiment.velocity_noise], axis=2)
         obs = obs.reshape(len(models), -1)
         sens = (obs[1:] - obs[0]) / (steps[1:, None] / np.array([p.scale for p in priors])[:, None])
         out.append(sens @ sens.T)
@@ -254,15 +259,45 @@ def m_value(arm: ArmModel, model, prior: Prior) -> float:
     return float(-model.actuator_biasprm[arm.arm_actuators[j], 2])
 
 
-def criterion(fim: np.ndarray, kind: str = "logdet") -> np.ndarray:
-    """D-optimal log det(F) or E-optimal min eigenvalue, per matrix; larger is more informative."""
+def criterion(fim: np.ndarray, kind: str = "logdet", interest: np.ndarray | None = None) -> np.ndarray:
+    """Per matrix, larger is more informative: D-optimal log det(F), E-optimal min eigenvalue, or D_s-optimal
+    ("ds") log det of the information on the `interest` parameters (boolean mask) after the others are
+    marginalised, the Schur complement F_ii - F_in F_nn^-1 F_ni (Atkinson, Donev, Tobias, "Optimum Experimental
+    Designs", ch. 10). D-optimality over all parameters rewards the cheapest directions: a design that helps
+    the barely identifiable damping (servo kv hides it) raises log det most, whatever it does to payload."""
     p = fim.shape[-1]
     ridge = 1e-9 * np.trace(fim, axis1=-2, axis2=-1)[..., None, None] / p * np.eye(p) + 1e-12 * np.eye(p)
+    fim = fim + ridge
     if kind == "logdet":
-        return np.linalg.slogdet(fim + ridge)[1]
+        return np.linalg.slogdet(fim)[1]
     if kind == "min_eig":
-        return np.linalg.eigvalsh(fim + ridge)[..., 0]
-    raise ValueError(f"criterion={kind!r}: expected 'logdet' or 'min_eig'")
+        return np.linalg.eigvalsh(fim)[..., 0]
+    if kind == "ds":
+        keep = np.ones(p, bool) if interest is None else np.asarray(interest, bool)
+        if keep.shape != (p,) or not keep.any():
+            raise ValueError(f"criterion='ds': interest must mark 1..{p} of {p} parameters, got {keep.tolist()}")
+        f_ii = fim[..., keep][..., keep, :]
+        if keep.all():
+            return np.linalg.slogdet(f_ii)[1]
+        f_ni, f_nn = fim[..., keep][..., ~keep, :], fim[..., ~keep][..., ~keep, :]
+        schur = f_ii - np.swapaxes(f_ni, -1, -2) @ np.linalg.solve(f_nn, f_ni)
+        return np.linalg.slogdet(schur)[1]
+    raise ValueError(f"criterion={kind!r}: expected 'logdet', 'min_eig' or 'ds'")
+
+
+INTEREST_KINDS = ("damping", "armature", "frictionloss", "kp", "kv", "payload_mass")
+
+
+def interest_mask(priors: list[Prior], kinds: tuple[str, ...]) -> np.ndarray:
+    """Which priors a D_s design is for: those whose kind (the name before '/') is in `kinds`. Kinds not among
+    the designed parameters are skipped (the default asks for armature also when only kp is designed)."""
+    bad = [k for k in kinds if k not in INTEREST_KINDS]
+    if bad:
+        raise ValueError(f"unknown parameter kind(s) {bad}; expected some of {list(INTEREST_KINDS)}")
+    mask = np.array([p.name.split("/")[0] in kinds for p in priors])
+    if not mask.any():
+        raise ValueError(f"none of the designed parameters {[p.name for p in priors]} is of a kind in {list(kinds)}")
+    return mask
 
 
 @dataclass
@@ -278,10 +313,11 @@ def design(arm: ArmModel, priors: list[Prior], joint_names: tuple[str, ...], q_r
            experiment: Experiment, limits: Limits, n_harmonics: int = 5, base_freq_hz: float = 0.2,
            population: int = 10, generations: int = 4, kind: str = "logdet", seed: int = 0,
            active: bool = True, checker: CollisionChecker | None = None, n_threads: int = 1,
-           progress=None) -> DesignResult:
+           progress=None, interest: np.ndarray | None = None) -> DesignResult:
     """Active design (evolution strategy on the Fisher criterion from a random population) or, with
     active=False, one random feasible trajectory from the same sampler (the baseline at equal length and
-    limits; it is the active design's first starting candidate)."""
+    limits; it is the active design's first starting candidate). `interest`: the priors a kind="ds" design
+    is for (boolean mask, see interest_mask); the others are nuisance parameters."""
     rng = np.random.default_rng(seed)
     index = [arm.robot.arm_joints.index(j) for j in joint_names]
     q0 = np.asarray(q_rest, float)[index]
@@ -300,7 +336,7 @@ def design(arm: ArmModel, priors: list[Prior], joint_names: tuple[str, ...], q_r
         ok = [i for i, t in enumerate(trajs) if t is not None]
         if ok:
             fims = fisher_information(arm, priors, [trajs[i] for i in ok], experiment, q_rest, n_threads=n_threads)
-            values[ok] = criterion(fims, kind)
+            values[ok] = criterion(fims, kind, interest)
         evaluations += len(shapes)
         return values
 
@@ -309,7 +345,7 @@ def design(arm: ArmModel, priors: list[Prior], joint_names: tuple[str, ...], q_r
             traj = build(rng.uniform(-1, 1, dim))
             if traj is not None:
                 fim = fisher_information(arm, priors, [traj], experiment, q_rest, n_threads=n_threads)
-                value = float(criterion(fim, kind)[0])
+                value = float(criterion(fim, kind, interest)[0])
                 return DesignResult(traj, value, value, [value], 1)
         raise RuntimeError("no collision-free random excitation found in 50 draws; lower position_fraction")
 

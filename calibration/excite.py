@@ -32,7 +32,11 @@ class Config:
     kinds: str = ",".join(FIT_KINDS)     # parameters whose information is maximised
     payload: bool = True
     design: str = "active"               # active (Fisher-information design) | random (one random feasible draw)
-    criterion: str = "logdet"            # logdet (D-optimal) | min_eig (E-optimal)
+    # ds (D_s-optimal: information on the `interest` kinds, the other parameters marginalised) | logdet
+    # (D-optimal over all) | min_eig (E-optimal)
+    criterion: str = "ds"
+    interest: str = "kp,armature,payload_mass"   # criterion=ds: the parameter kinds the design is for
+    use_velocity: bool = False           # the fit will use velocities too (sysid fit use_velocity=true)
     n_harmonics: int = 5
     base_freq_hz: float = 0.2
     duration_s: float = 10.0
@@ -182,17 +186,26 @@ def _run(config: Config) -> int:
         priors = arm.default_priors(joints, kinds, config.payload)
         q_rest = np.asarray(robot.home_qpos, float)
         experiment = excitation.Experiment(command_hz=config.command_hz, state_hz=config.state_hz,
-                                           duration_s=config.duration_s)
+                                           duration_s=config.duration_s, use_velocity=config.use_velocity)
         limits = _subset_limits(robot, joints, q_rest, config)
+        interest = None
+        if config.criterion == "ds":
+            try:
+                interest = excitation.interest_mask(priors, tuple(k.strip() for k in config.interest.split(",")
+                                                                  if k.strip()))
+            except ValueError as err:
+                raise CommandError(f"interest={config.interest!r}: {err}") from None
         start = time.time()
         result = excitation.design(
             arm, priors, joints, q_rest, experiment, limits, config.n_harmonics, config.base_freq_hz,
             config.population, config.generations, config.criterion, config.seed, active=config.design == "active",
-            n_threads=config.threads,
+            n_threads=config.threads, interest=interest,
             progress=lambda g, f: print(f"generation {g}: best {config.criterion} {f:.4g} "
                                         f"({time.time() - start:.0f} s)"))
         content = {"format": FORMAT, "version": VERSION, "robot": robot.name, "design": config.design,
                    "criterion": {"kind": config.criterion, "value": result.criterion,
+                                 "interest": [p.name for p, i in zip(priors, interest) if i] if interest is not None
+                                 else [p.name for p in priors],
                                  "best_random": result.random_criterion, "history": result.history,
                                  "evaluations": result.evaluations},
                    "parameters": [p.name for p in priors], "q_rest": q_rest.tolist(),
