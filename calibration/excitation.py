@@ -13,10 +13,14 @@ limits, and the whole trajectory shrinks until no robot link comes within a marg
 
 Choice of the coefficients, as ASID does (Memmel, Wagenmaker, Zhu, Fox, Gupta, "ASID: Active Exploration for
 System Identification in Robotic Manipulation", ICLR 2024): maximise a Fisher-information criterion of the
-unknown physical parameters in the current simulator. Sensitivities of the observed joint positions and
-velocities to each parameter come from finite differences over batched MuJoCo rollouts (mujoco.rollout), and
-the search over coefficient shapes is a random population followed by a (1+lambda) evolution strategy from its
-best member (one batch of rollouts per generation).
+unknown physical parameters in the current simulator. The criterion is D_s-optimal by default: the information
+left on the parameters of interest (kp, armature, payload) once the nuisance parameters (joint damping, which
+the servo's kv hides, and friction loss) are marginalised: it rewards the gravity loading and accelerations
+that tell payload and armature apart from kp, not cheap information on damping. Sensitivities of what the fit
+observes (joint positions; velocities only when the fit uses them) to each parameter come from finite
+differences over batched MuJoCo rollouts (mujoco.rollout), and the search over coefficient shapes is a random
+population followed by a (1+lambda) evolution strategy from its best member (one batch of rollouts per
+generation).
 """
 from __future__ import annotations
 
