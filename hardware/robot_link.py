@@ -10,8 +10,12 @@ marks between the learner and the arm. numpy and the node interface only (no tor
               <teleop_topic>                std_msgs/Float64MultiArray: a normalised action in the policy's action
                                             space; overrides the policy while messages keep coming
               <operator_topic>              std_msgs/String "success" | "failure" | "end": ends the episode
-              <estop_topic>, <estop_reset_topic>  std_msgs/Bool: the bench e-stop of policy_node (True latches;
-                                            True on the reset topic, while released, clears it)
+              <estop_topic>, <estop_reset_topic>  std_msgs/Bool: policy_node's e-stop. Without estop_sources (a
+                                            bench): True latches, True on the reset topic while released clears
+                                            it. With sources (hardware/estop.py): each heartbeats on
+                                            <estop_topic>/<source>, a silent one counts as pressed, anyone may
+                                            press on <estop_topic>, a source's True on <estop_reset_topic>/<source>
+                                            clears it once all are alive and released
   publishes   /<controller>/commands or /<trajectory_controller>/joint_trajectory, /<gripper_controller>/commands
                                             (as policy_node), <scene_reset_topic> std_msgs/Float64MultiArray []
 
@@ -35,6 +39,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 
+from hardware.estop import EstopConfigError, EstopSources, parse_sources
 from hardware.joint_state_input import JointStateInput, hardware_joint_names
 from hardware.log_throttle import ThrottledLog
 from hardware.messages import (Bool, Float64MultiArray, Image, JointState, JointTrajectory, String, array_from_image,
@@ -78,15 +83,30 @@ class RobotLinkConfig:
     operator_topic: str = "/operator/episode"
     estop_topic: str = "/estop"
     estop_reset_topic: str = "/estop_reset"
+    estop_sources: tuple[str, ...] = ()               # e.g. ("pendant", "operator"); (): the plain topics (bench)
+    estop_heartbeat_timeout_s: float = 0.5            # a source silent this long counts as pressed
     connect_timeout_s: float = 5.0                    # the first inputs (joint states, ...) must arrive within this
     # control_period_s is replaced by 1 / control_hz: the filter's limits are per the link's own period.
     safety: SafetyConfig = field(default_factory=lambda: SafetyConfig(control_period_s=0.05))
 
     def __post_init__(self) -> None:
+        for name in ("hardware_joint_names", "estop_sources"):   # "a, b" as ROS parameters write lists of names
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, tuple(n.strip() for n in value.split(",") if n.strip()))
+            elif not isinstance(value, (list, tuple)) or not all(isinstance(n, str) for n in value):
+                raise RobotLinkError(f"robot link config: {name}: expected a list of names, got {value!r}")
+            else:
+                object.__setattr__(self, name, tuple(value))
+        try:
+            parse_sources(",".join(self.estop_sources), "robot link config: estop_sources")
+        except EstopConfigError as err:
+            raise RobotLinkError(str(err)) from None
         if self.command_interface not in COMMAND_INTERFACES:
             raise RobotLinkError(f"robot link config: command_interface: expected one of {COMMAND_INTERFACES}, "
                                  f"got {self.command_interface!r}")
-        for name in ("reset_timeout_s", "home_speed", "home_tolerance", "teleop_timeout_s", "connect_timeout_s"):
+        for name in ("reset_timeout_s", "home_speed", "home_tolerance", "teleop_timeout_s", "connect_timeout_s",
+                     "estop_heartbeat_timeout_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                     or value <= 0:
@@ -108,13 +128,8 @@ class RobotLinkConfig:
             default = getattr(defaults, name)
             if name == "safety":
                 values[name] = _safety_from_dict(value, f"{source}: safety")
-            elif name == "hardware_joint_names":
-                if isinstance(value, str):
-                    value = [n.strip() for n in value.split(",") if n.strip()]
-                if not isinstance(value, (list, tuple)) or not all(isinstance(n, str) for n in value):
-                    raise RobotLinkError(f"{source}: hardware_joint_names: expected a list of joint names, got "
-                                         f"{value!r}")
-                values[name] = tuple(value)
+            elif isinstance(default, tuple):   # lists of names: checked by __post_init__
+                values[name] = value
             elif isinstance(default, str):
                 if not isinstance(value, str):
                     raise RobotLinkError(f"{source}: {name}: expected a string, got {value!r}")
@@ -217,6 +232,10 @@ class RobotLink:
                                                    "robot link config: hardware_joint_names")
         self.joint_input = JointStateInput(self.hardware_names)
         self.safety = SafetyFilter(limits, self.safety_config)
+        sources = config.estop_sources
+        self.estop_sources = EstopSources(sources, config.estop_heartbeat_timeout_s) if sources else None
+        self._awaiting_sources = self.estop_sources is not None   # hold until each source was heard released
+        self.estop_reasons: list[str] = []
         self.frames = FrameStacker(io.pixels_shape[0] // 3) if io.needs_pixels else None
         self.log = ThrottledLog()
         self._lock = threading.Lock()   # callbacks run on the executor's thread, step()/reset() on the caller's
@@ -229,11 +248,17 @@ class RobotLink:
         self._faults: Counter[str] = Counter()
         self._jitter_s: deque[float] = deque(maxlen=JITTER_WINDOW)
         self._closed = False
+        self._estop_announced = False
 
         c = config
         # The e-stop first: the DDS executor drains readers in the order they were created.
+        for source in sources:
+            subscribe_latched_or_not(node, Bool, f"{c.estop_topic}/{source}",
+                                     lambda msg, source=source: self._on_estop_source(source, msg))
+            node.create_subscription(Bool, f"{c.estop_reset_topic}/{source}",
+                                     lambda msg, source=source: self._on_estop_reset(msg, source), QOS_DEFAULT)
         subscribe_latched_or_not(node, Bool, c.estop_topic, self._on_estop)
-        node.create_subscription(Bool, c.estop_reset_topic, self._on_estop_reset, QOS_DEFAULT)
+        node.create_subscription(Bool, c.estop_reset_topic, lambda msg: self._on_estop_reset(msg, None), QOS_DEFAULT)
         node.create_subscription(JointState, c.joint_states_topic, self._on_joint_state, QOS_SENSOR_DATA)
         if io.needs_goal:
             subscribe_latched_or_not(node, Float64MultiArray, c.goal_topic, self._on_goal, SMALL_ARRAY_BYTES)
@@ -257,6 +282,9 @@ class RobotLink:
         self._gripper_pub = (node.create_publisher(Float64MultiArray, f"/{c.gripper_controller}/commands",
                                                    QOS_DEFAULT) if c.gripper_controller else None)
         self._reset_pub = node.create_publisher(Float64MultiArray, c.scene_reset_topic, QOS_DEFAULT)
+        if self.estop_sources is None:
+            node.logger.warning(f"e-stop: no estop_sources configured; anyone on the domain can release and reset "
+                                f"{c.estop_topic} (fine on a bench, not on a robot)")
 
     # ---------------------------------------------------------------- callbacks (executor thread)
     def _on_joint_state(self, msg: JointState) -> None:
@@ -334,18 +362,57 @@ class RobotLink:
             self._in.operator = msg.data
 
     def _on_estop(self, msg: Bool) -> None:
+        """The plain e-stop topic; with sources anyone may press there, and False releases nothing."""
         with self._lock:
-            was = self.safety.estop_latched
-            self.safety.estop(bool(msg.data))
-            if msg.data and not was:
-                self.node.logger.warning("E-STOP: holding until released and reset")
-                self._filter_and_publish(None)   # the hold goes out now, not at the next step
+            if self.estop_sources is None:
+                self.safety.estop(bool(msg.data))
+                self._on_estop_change()
+            elif msg.data:
+                self.estop_sources.press_anonymous()
+                self._apply_estop_sources()
 
-    def _on_estop_reset(self, msg: Bool) -> None:
-        if msg.data:
-            with self._lock:
-                if (self.safety.estop_latched or self.safety.fault is not None) and self.safety.reset():
-                    self.node.logger.info(f"e-stop/fault reset on {self.config.estop_reset_topic}")
+    def _on_estop_source(self, source: str, msg: Bool) -> None:
+        with self._lock:
+            self.estop_sources.heard(source, bool(msg.data), time.monotonic())
+            self._apply_estop_sources()
+
+    def _apply_estop_sources(self) -> None:
+        """With sources (under the lock): the filter's e-stop input is whether any source holds (pressed, silent,
+        or an unreset press); also checked before every command, so a source falling silent stops the arm."""
+        if self.estop_sources is None:
+            return
+        self.estop_reasons = self.estop_sources.holding(time.monotonic())
+        self.safety.estop(bool(self.estop_reasons))
+        if self._awaiting_sources:
+            if not self.estop_reasons:
+                self._awaiting_sources = False
+                self.safety.reset()
+                self.node.logger.info(f"e-stop sources {list(self.estop_sources.names)} heard and released")
+            return
+        self._on_estop_change()
+
+    def _on_estop_change(self) -> None:
+        if self.safety.estop_active and not self._estop_announced:
+            self.node.logger.warning(f"E-STOP: holding ({'; '.join(self.estop_reasons) or 'pressed'})")
+            self._filter_and_publish(None, check_estop=False)   # the hold goes out now, not at the next step
+        self._estop_announced = self.safety.estop_latched
+
+    def _on_estop_reset(self, msg: Bool, source: str | None) -> None:
+        """A reset clears a latched e-stop or safety fault (as policy_node's); with sources only theirs count."""
+        if not msg.data:
+            return
+        with self._lock:
+            if self.estop_sources is not None:
+                accepted, why = (False, "it names no source") if source is None else \
+                    self.estop_sources.reset(source, time.monotonic())
+                if not accepted:
+                    self.safety.counters["reset_refused"] += 1
+                    self.log(self.node.logger.warning, f"reset:{source}", f"e-stop reset refused: {why}")
+                    return
+                self._apply_estop_sources()
+            if (self.safety.estop_latched or self.safety.fault is not None) and self.safety.reset():
+                self._estop_announced = False
+                self.node.logger.info(f"e-stop/fault reset by {source or 'the plain reset topic'}")
 
     def _malformed(self, topic: str, why: str) -> None:
         self._in.malformed[topic] += 1
@@ -353,8 +420,11 @@ class RobotLink:
                  f"{topic}: dropped ({self._in.malformed[topic]} so far): {why}")
 
     # ---------------------------------------------------------------- commands (under the lock)
-    def _filter_and_publish(self, command: np.ndarray | None, gripper: float | None = None):
+    def _filter_and_publish(self, command: np.ndarray | None, gripper: float | None = None,
+                            check_estop: bool = True):
         """One pass through the safety filter; what leaves is published. Returns the SafeCommand."""
+        if check_estop:
+            self._apply_estop_sources()
         now = self.node.now_ns()
         stamp = self._in.stamp_ns if self._in.stamp_ns is not None else 0
         safe = self.safety.filter(command, self._in.q, self._in.dq, stamp, now, time.monotonic_ns())
@@ -405,6 +475,11 @@ class RobotLink:
             if need and not self._wait(arrived, deadline):
                 raise RobotLinkError(f"{topic}: nothing within connect_timeout_s={c.connect_timeout_s:g} s; the "
                                      f"observation or the reward needs it")
+        if self.estop_sources is not None and not self._wait(lambda: not self._awaiting_sources, deadline):
+            with self._lock:
+                reasons = self.estop_sources.holding(time.monotonic())
+            raise RobotLinkError(f"e-stop sources on {c.estop_topic}/<source> not all heard released within "
+                                 f"connect_timeout_s={c.connect_timeout_s:g} s: {'; '.join(reasons)}")
 
     def _wait(self, predicate: Callable[[], bool], deadline: float, hold: bool = False) -> bool:
         """Poll `predicate` (under the lock) until the monotonic deadline; with `hold`, send a hold each period."""
@@ -475,7 +550,8 @@ class RobotLink:
         with self._lock:
             if self.safety.estop_latched or self.safety.fault is not None:
                 why = "e-stop latched" if self.safety.estop_latched else f"safety fault {self.safety.fault.value}"
-                raise RobotLinkError(f"reset: {why}; the operator clears it with True on {c.estop_reset_topic}")
+                where = c.estop_reset_topic if self.estop_sources is None else f"{c.estop_reset_topic}/<source>"
+                raise RobotLinkError(f"reset: {why}; the operator clears it with True on {where}")
             start = self._previous_targets if self._previous_targets is not None else self._in.q
         distance = float(np.max(np.abs(self.home - start))) if start is not None else 0.0
         deadline = time.monotonic() + distance / c.home_speed + self.safety_config.ramp_time_s + c.reset_timeout_s
@@ -606,7 +682,8 @@ class RobotLink:
                     "step_jitter_ms_p99": float(np.percentile(jitter, 99)) if jitter.size else math.nan,
                     "step_jitter_ms_max": float(jitter.max()) if jitter.size else math.nan,
                     "safety": dict(self.safety.counters), "limits": dict(self.safety.limit_counters),
-                    "estop_latched": self.safety.estop_latched, "malformed": dict(self._in.malformed),
+                    "estop_latched": self.safety.estop_latched, "estop_reasons": list(self.estop_reasons),
+                    "malformed": dict(self._in.malformed),
                     "bad_joint_states": self._in.bad_joint_states,
                     "dropped_samples": self.node.dropped_samples()}
 

@@ -6,6 +6,7 @@ for a robot that does not answer (no joint states, wrong joint names, no ready),
 steps counted, and no command outside the joint limits under random actions. The policy's interface (PolicyIO,
 SafetyLimits) is built for panda-reach from sim/ the way a bundle carries it (test_policy_io.py), without torch."""
 import json
+import threading
 import time
 from contextlib import ExitStack
 
@@ -330,6 +331,53 @@ def test_the_estop_holds_at_once_and_only_the_operator_clears_it(cell):
     assert np.max(np.abs(obs.q - cell.env.start_qpos)) <= 0.02 and link.step(np.zeros(8)).fault is None
 
 
+def test_a_silent_estop_source_is_an_error_at_connect(cell):
+    with pytest.raises(RobotLinkError, match=r"e-stop sources on /estop/<source> .*pendant: not heard yet"):
+        cell.link(estop_sources=("pendant",), connect_timeout_s=1.0)
+
+
+def test_estop_sources_heartbeat_press_and_only_a_source_resets(cell):
+    """policy_node's robot e-stop: a named source heartbeats; silent or pressed holds; only its reset clears."""
+    heartbeat = cell.test.create_publisher(m.Bool, "/estop/pendant")
+    source_reset = cell.test.create_publisher(m.Bool, "/estop_reset/pendant")
+    state = {"pressed": False, "beating": True}
+
+    def beat():
+        while state["beating"]:
+            heartbeat.publish(m.Bool(data=state["pressed"]))
+            time.sleep(0.05)
+
+    beater = threading.Thread(target=beat, daemon=True)
+    beater.start()
+    try:
+        link = cell.link(estop_sources="pendant", estop_heartbeat_timeout_s=0.3)
+        link.reset()
+        assert link.step(np.zeros(8)).fault is None
+        state["pressed"] = True
+        time.sleep(0.1)
+        assert link.step(np.zeros(8)).fault.startswith("hold_estop")
+        state["pressed"] = False
+        time.sleep(0.1)
+        cell.estop_reset.publish(m.Bool(data=True))   # the plain reset topic names no source: refused
+        time.sleep(0.1)
+        assert link.step(np.zeros(8)).fault.startswith("hold_estop")
+        with pytest.raises(RobotLinkError, match=r"e-stop latched.*/estop_reset/<source>"):
+            link.reset()
+        wait(lambda: source_reset.matched_subscriptions(), "source reset matched")
+        source_reset.publish(m.Bool(data=True))
+        wait(lambda: not link.stats()["estop_latched"], "the source's reset")
+        link.reset()
+        assert link.step(np.zeros(8)).fault is None
+        state["beating"] = False   # the pendant's cable is cut: silent counts as pressed
+        beater.join(1)
+        time.sleep(0.4)
+        out = link.step(np.zeros(8))
+        assert out.fault.startswith("hold_estop") and "silent" in link.stats()["estop_reasons"][0]
+        assert link.stats()["safety"]["reset_refused"] == 1
+    finally:
+        state["beating"] = False
+
+
 def test_config_from_dict_names_the_field():
     config = RobotLinkConfig.from_dict({"hardware_joint_names": "a, b", "home_speed": 1, "safety":
                                         {"observation_timeout_s": 0.2}})
@@ -338,7 +386,9 @@ def test_config_from_dict_names_the_field():
                        ({"home_speed": -1.0}, "home_speed: expected a number > 0"),
                        ({"command_interface": "torque"}, "command_interface"),
                        ({"safety": {"control_period_s": 0.1}}, "control_period_s is 1 / control_hz"),
-                       ({"safety": {"observation_timeout": 0.1}}, "unknown field")):
+                       ({"safety": {"observation_timeout": 0.1}}, "unknown field"),
+                       ({"estop_sources": [1]}, "estop_sources: expected a list of names"),
+                       ({"estop_sources": "pendant, pendant"}, "source names repeat")):
         with pytest.raises(RobotLinkError, match=match):
             RobotLinkConfig.from_dict(bad, "robot.yaml")
     with pytest.raises(RobotLinkError, match="robot.yaml"):
