@@ -19,7 +19,8 @@ through robot_rl/training/robot_env.py while a learner updates in parallel.
   but never journaled or trained on; its episode ends there.
 
 Missed control deadlines, resets and their durations, interventions and faults are counted by the link and
-reported in train.csv and the final summary.
+reported in train.csv and the final summary (printed, and `summary.json` in the run folder). `steps=0` with
+`init=` only evaluates an agent on the robot (`eval_episodes` deterministic episodes).
 """
 from __future__ import annotations
 
@@ -503,6 +504,7 @@ class OnRobotRun:
                         "commands_outside_limits": link_stats.get("commands_outside_limits", 0),
                         "demo_segments": self.learner.demo_segments, "robot_s": self.elapsed,
                         "journal_steps": count_steps(read_frames(self.journal.path))}
+        atomic_write_bytes(self.out / "summary.json", json.dumps(self.summary, indent=1).encode())
         resets = self.summary["reset_s"]
         print(f"{config.task} on the robot: {self.step} steps in {self.episodes} episodes, {self.learner.updates} "
               f"updates ({achieved:.2f} per step, target {config.updates_per_step}), missed deadlines "
