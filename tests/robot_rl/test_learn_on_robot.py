@@ -3,7 +3,7 @@ process: a short run completes episodes with resets and records MCAP bags; a run
 resumes without losing a transition; teleoperated steps land flagged in the demo buffer; stale joint states (the
 robot process stopped) end the episode and are not trained on; bad input gives a clear error and the arm holds.
 The journal, the Transitions intervention flag and the intervention sampler are checked on their own first."""
-import json
+import io
 import os
 import signal
 import subprocess
@@ -24,9 +24,9 @@ from hardware.transport.dds import DdsExecutor, DdsNode, local_only_config, priv
 from robot_rl.cli import main
 from robot_rl.replay_buffer import ReplayBuffer
 from robot_rl.train import Config, TrainConfigError, check_config
-from robot_rl.training.journal import Journal, JournalError, count_steps, episodes_after, read_frames
+from robot_rl.training.journal import MAGIC, Journal, JournalError, count_steps, episodes_after, read_frames
 from robot_rl.training.learner import Learner
-from robot_rl.training.robot_run import STEP_TOPIC, read_episode_steps
+from robot_rl.training.robot_run import read_episode_steps
 from robot_rl.training.samplers import InterventionSampler
 from robot_rl.training.transitions import Transitions
 
@@ -51,8 +51,8 @@ def test_transitions_carry_the_intervention_flag_and_read_older_blocks():
     assert t.intervention.tolist() == [False, False, True, True, True]
     back = Transitions.from_bytes(t.to_bytes())
     assert back.intervention.tolist() == t.intervention.tolist()
-    old = {k: v for k, v in np.load(__import__("io").BytesIO(t.to_bytes())).items() if k != "intervention"}
-    buf = __import__("io").BytesIO()
+    old = {k: v for k, v in np.load(io.BytesIO(t.to_bytes())).items() if k != "intervention"}
+    buf = io.BytesIO()
     np.savez(buf, **old)   # a block written before the flag existed
     assert not Transitions.from_bytes(buf.getvalue()).intervention.any()
 
@@ -70,7 +70,7 @@ def test_journal_drops_a_torn_last_frame_and_closes_a_cut_episode(tmp_path):
     j.close()
     whole = path.stat().st_size
     with open(path, "ab") as f:   # a crash in the middle of writing the next frame
-        f.write(Journal.__module__.encode()[:3] + b"\x00" * 7)
+        f.write(MAGIC + b"T\x00\x10")   # a header cut short
     frames = read_frames(path)
     assert len(frames) == 7 and count_steps(frames) == 7
     episodes = list(episodes_after(frames, 0))
