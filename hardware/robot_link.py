@@ -228,8 +228,11 @@ class RobotLink:
                 np.any(self.home < limits.lower + margin) or np.any(self.home > limits.upper - margin):
             raise RobotLinkError(f"home: expected {limits.n} finite joint positions inside the limits less the "
                                  f"safety margin {margin} rad, got {np.asarray(home).tolist()}")
-        self.hardware_names = hardware_joint_names(",".join(config.hardware_joint_names), io.joint_names,
-                                                   "robot link config: hardware_joint_names")
+        try:
+            self.hardware_names = hardware_joint_names(",".join(config.hardware_joint_names), io.joint_names,
+                                                       "robot link config: hardware_joint_names")
+        except ValueError as err:
+            raise RobotLinkError(str(err)) from None
         self.joint_input = JointStateInput(self.hardware_names)
         self.safety = SafetyFilter(limits, self.safety_config)
         sources = config.estop_sources
