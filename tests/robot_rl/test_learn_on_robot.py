@@ -111,6 +111,28 @@ def test_intervened_stretches_go_to_the_demo_buffer_and_are_mixed_into_batches()
     assert torch.all(batch.action[:, :sampler.last_demo_count] == 0.5)
 
 
+def cube_never_done(observation, task_state):
+    """A detector as a user plugs one in (`detector=module:callable`): the task state's dense reward, no success."""
+    return float(task_state["dense_reward"]), False
+
+
+def constant_penalty(observation, task_state):
+    """A detector whose rewards are recognisable in the logs."""
+    assert observation.state.shape == (24,) and observation.q.shape == (7,)
+    return -1.0, False
+
+
+def test_a_detector_is_loaded_by_name_and_bad_ones_are_refused():
+    from robot_rl.training.robot_env import RobotEnvError, load_detector
+
+    assert load_detector(f"{__name__}:cube_never_done") is cube_never_done
+    assert load_detector("") is None
+    for spec, why in (("nomodule", "module:callable"), ("json:nothing_here", "cannot load"),
+                      ("json:__doc__", "not callable")):
+        with pytest.raises(RobotEnvError, match=why):
+            load_detector(spec)
+
+
 def test_bad_train_keys_name_the_key():
     for pairs, key in (({"robot": "foo"}, "robot="), ({"robot": "dds", "demo_ratio": 2.0}, "demo_ratio"),
                        ({"robot": "dds", "robot_acting": "mpc"}, "robot_acting"),
@@ -167,7 +189,8 @@ def buffer_steps(out: Path, name: str = "buffer.npz") -> tuple[int, int]:
 
 def test_a_short_run_completes_episodes_with_resets_and_records_bags(robot, tmp_path):
     out = tmp_path / "run"
-    assert main(robot_run(robot, out, "steps=80", "checkpoint_every=40")) == 0
+    assert main(robot_run(robot, out, "steps=80", "checkpoint_every=40",
+                          f"detector={__name__}:constant_penalty")) == 0
     frames = read_frames(out / "journal.bin")
     assert count_steps(frames) == 80
     assert buffer_steps(out) == (80, 2)
@@ -181,6 +204,7 @@ def test_a_short_run_completes_episodes_with_resets_and_records_bags(robot, tmp_
     header = rows[0].split(",")
     assert len(rows) == 3 and {"reset_s", "late", "missed_deadlines", "updates_per_step"} <= set(header)
     assert float(rows[-1].split(",")[header.index("reset_s")]) > 0
+    assert [float(r.split(",")[header.index("return")]) for r in rows[1:]] == [-EPISODE, -EPISODE]   # the detector's
 
 
 def journal_episodes(out: Path) -> list[tuple[Transitions, str]]:
