@@ -95,6 +95,7 @@ def main() -> int:
            "period_ms_max": round(max(periods) * 1e3, 2) if periods else float("nan"),
            "resets": stats["resets"], "reset_s_mean": round(float(np.mean(stats["reset_s"])), 3),
            "reset_s_max": round(float(np.max(stats["reset_s"])), 3), "faults": sum(stats["faults"].values()),
+           "fault_kinds": " ".join(f"{k}={v}" for k, v in sorted(stats["faults"].items())),
            "commands_outside_limits": stats["commands_outside_limits"]}
     width = max(len(k) for k in row)
     for key, value in row.items():
