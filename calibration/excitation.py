@@ -125,8 +125,10 @@ def trajectory_from_shape(shape: np.ndarray, joint_names: tuple[str, ...], q0: n
     return FourierTrajectory(joint_names, q0, base_freq_hz, a * scale[:, None], b * scale[:, None])
 
 
-def shrink(traj: FourierTrajectory, factor: float) -> FourierTrajectory:
-    return FourierTrajectory(traj.joint_names, traj.q0, traj.base_freq_hz, traj.a * factor, traj.b * factor)
+def shrink(traj: FourierTrajectory, factor: float | np.ndarray) -> FourierTrajectory:
+    """The trajectory with every joint's (or, with a (J,) array, each joint's own) amplitude scaled."""
+    f = np.broadcast_to(np.asarray(factor, float), (len(traj.joint_names),))[:, None]
+    return FourierTrajectory(traj.joint_names, traj.q0, traj.base_freq_hz, traj.a * f, traj.b * f)
 
 
 class CollisionChecker:
@@ -165,12 +167,65 @@ class CollisionChecker:
         return False
 
 
-def make_safe(traj: FourierTrajectory, checker: CollisionChecker, factor: float = 0.8, tries: int = 12):
-    """Shrink until collision-free; None when even a small trajectory collides."""
+class TorqueChecker:
+    """Does a trajectory, played as the experiment's held position commands in the nominal simulator, ask any
+    arm servo for more than `fraction` of its force range?
+
+    A position servo's command steps (kp times the step) saturate the actuator at speed, and a saturated
+    actuator makes the simulated trajectory jump as the parameters change (measured on a generated arm: the
+    fit's cost along the kp-damping valley jumped by 13 chi^2 where a saturation onset crossed a physics step,
+    and was smooth with the force limits off), so the fit's optimum wanders and its linearised intervals do not
+    cover. The margin leaves room for an arm whose kp or payload is above the nominal values."""
+
+    def __init__(self, arm: ArmModel, model, experiment: "Experiment", q_rest: np.ndarray, fraction: float = 0.9):
+        import mujoco
+
+        if not 0 < fraction <= 1:
+            raise ValueError(f"torque fraction must be in (0, 1], got {fraction}")
+        self._arm, self._model, self._experiment = arm, model, experiment
+        self._q_rest = np.asarray(q_rest, float)
+        self._data = mujoco.MjData(model)
+        self._state0 = arm.initial_state(model, self._q_rest)
+        act = arm.arm_actuators
+        self._gain, self._bias = model.actuator_gainprm[act, 0].copy(), model.actuator_biasprm[act, :3].copy()
+        limited = model.actuator_forcelimited[act].astype(bool)
+        self._limit = np.where(limited, fraction * np.abs(model.actuator_forcerange[act]).min(axis=1), np.inf)
+
+    def peak_force(self, traj: "FourierTrajectory") -> np.ndarray:
+        """(n_arm,) largest |force| each arm servo asks for (before its force range clamps it), N m."""
+        from mujoco import rollout
+
+        arm, m = self._arm, self._model
+        ctrl = zoh_controls(arm, commands_for(traj, self._experiment, self._q_rest, arm.robot.arm_joints),
+                            self._experiment, self._q_rest)
+        state, _ = rollout.rollout(m, self._data, self._state0, ctrl)
+        before = np.concatenate([self._state0[None], state[0, :-1]])     # the state each step's force acts on
+        q, qd = before[:, 1 + arm.arm_qadr], before[:, 1 + m.nq + arm.arm_dadr]
+        target = ctrl[:, arm.arm_actuators]
+        force = self._gain * target + self._bias[:, 0] + self._bias[:, 1] * q + self._bias[:, 2] * qd
+        return np.abs(force).max(axis=0)
+
+    def saturating(self, traj: "FourierTrajectory") -> np.ndarray:
+        """(n_traj_joints,) which of the trajectory's joints ask for more than the margin."""
+        over = self.peak_force(traj) > self._limit
+        return over[[self._arm.robot.arm_joints.index(j) for j in traj.joint_names]]
+
+    def saturates(self, traj: "FourierTrajectory") -> bool:
+        return bool(self.saturating(traj).any())
+
+
+def make_safe(traj: FourierTrajectory, checker: CollisionChecker, factor: float = 0.8, tries: int = 12,
+              torque: TorqueChecker | None = None):
+    """Shrink until collision-free (all joints) and, with `torque`, inside the servos' force margin (only the
+    joints that ask for too much, so the others keep their excitation); None when even a small one fails."""
     for _ in range(tries):
-        if not checker.collides(traj):
+        if checker.collides(traj):
+            traj = shrink(traj, factor)
+            continue
+        over = torque.saturating(traj) if torque is not None else np.zeros(len(traj.joint_names), bool)
+        if not over.any():
             return traj
-        traj = shrink(traj, factor)
+        traj = shrink(traj, np.where(over, factor, 1.0))
     return None
 
 
@@ -317,21 +372,27 @@ def design(arm: ArmModel, priors: list[Prior], joint_names: tuple[str, ...], q_r
            experiment: Experiment, limits: Limits, n_harmonics: int = 5, base_freq_hz: float = 0.2,
            population: int = 10, generations: int = 4, kind: str = "logdet", seed: int = 0,
            active: bool = True, checker: CollisionChecker | None = None, n_threads: int = 1,
-           progress=None, interest: np.ndarray | None = None) -> DesignResult:
+           progress=None, interest: np.ndarray | None = None, torque_fraction: float | None = 0.9) -> DesignResult:
     """Active design (evolution strategy on the Fisher criterion from a random population) or, with
     active=False, one random feasible trajectory from the same sampler (the baseline at equal length and
     limits; it is the active design's first starting candidate). `interest`: the priors a kind="ds" design
-    is for (boolean mask, see interest_mask); the others are nuisance parameters."""
+    is for (boolean mask, see interest_mask); the others are nuisance parameters. `torque_fraction`: every
+    trajectory is shrunk until no servo asks for more than this share of its force range in the nominal
+    simulator (TorqueChecker; None: no torque check)."""
     rng = np.random.default_rng(seed)
     index = [arm.robot.arm_joints.index(j) for j in joint_names]
     q0 = np.asarray(q_rest, float)[index]
     dim = shape_size(len(joint_names), n_harmonics)
     checker = checker or CollisionChecker(arm, q_rest)
+    torque = None
+    if torque_fraction is not None:
+        torque = TorqueChecker(arm, arm.model({p.name: p.nominal for p in priors}), experiment, q_rest,
+                               torque_fraction)
     evaluations = 0
 
     def build(shape):
         traj = trajectory_from_shape(shape, joint_names, q0, base_freq_hz, n_harmonics, limits)
-        return make_safe(traj, checker)
+        return make_safe(traj, checker, torque=torque)
 
     def score(shapes: np.ndarray) -> np.ndarray:
         nonlocal evaluations

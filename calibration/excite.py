@@ -45,6 +45,9 @@ class Config:
     position_fraction: float = 0.25      # of each joint's range, either side of home
     velocity_fraction: float = 0.5       # of the datasheet limits
     acceleration_fraction: float = 0.5
+    # No servo may ask for more than this share of its force range in the current simulator (trajectories are
+    # shrunk until none does): saturated actuators make the fit's cost jump (README "sysid"). 0: no torque check.
+    torque_fraction: float = 0.9
     population: int = 10
     generations: int = 4
     seed: int = 0
@@ -153,6 +156,8 @@ def _run(config: Config) -> int:
 
     if config.design not in ("active", "random"):
         raise CommandError(f"design={config.design!r}: expected 'active' or 'random'")
+    if not 0 <= config.torque_fraction <= 1:
+        raise CommandError(f"torque_fraction={config.torque_fraction}: expected a share of the force range in [0, 1]")
     if config.run_on not in ("sim", "none", "dds"):
         raise CommandError(f"run_on={config.run_on!r}: expected 'sim', 'none' or 'dds'")
     from hardware.rerun_view import check_view
@@ -199,7 +204,7 @@ def _run(config: Config) -> int:
         result = excitation.design(
             arm, priors, joints, q_rest, experiment, limits, config.n_harmonics, config.base_freq_hz,
             config.population, config.generations, config.criterion, config.seed, active=config.design == "active",
-            n_threads=config.threads, interest=interest,
+            n_threads=config.threads, interest=interest, torque_fraction=config.torque_fraction or None,
             progress=lambda g, f: print(f"generation {g}: best {config.criterion} {f:.4g} "
                                         f"({time.time() - start:.0f} s)"))
         content = {"format": FORMAT, "version": VERSION, "robot": robot.name, "design": config.design,

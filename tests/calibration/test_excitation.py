@@ -180,3 +180,26 @@ def test_ds_design_raises_armature_and_payload_information_on_generated_arms(arm
         fims = ex.fisher_information(arm, truth, [start.trajectory, designed.trajectory], experiment, home)
         on_arm = ex.criterion(fims, "ds", interest)
         assert on_arm[1] > on_arm[0] + 0.1, (seed, on_arm)
+
+
+def test_torque_check_shrinks_trajectories_that_saturate_the_servos(arm, home):
+    # Command steps of a fast trajectory ask the position servo for more than its force range; the design
+    # shrinks such trajectories, since a saturating actuator makes the fit's cost jump between parameter values.
+    joints = ("panda_joint2", "panda_joint4")
+    full = ex.excitation_limits(arm.robot, home, velocity_fraction=0.9, acceleration_fraction=0.9)
+    limits = ex.Limits(full.lower[[1, 3]], full.upper[[1, 3]], full.velocity[[1, 3]], full.acceleration[[1, 3]])
+    experiment = ex.Experiment(duration_s=2.0)
+    fast = ex.trajectory_from_shape(np.random.default_rng(3).uniform(-1, 1, ex.shape_size(2, 3)), joints,
+                                    home[[1, 3]], 0.5, 3, limits)
+    torque = ex.TorqueChecker(arm, arm.model({}), experiment, home, fraction=0.7)
+    force_range = arm.base_model.actuator_forcerange[arm.arm_actuators, 1]
+    assert torque.saturates(fast) and np.any(torque.peak_force(fast) > force_range)
+    safe = ex.make_safe(fast, ex.CollisionChecker(arm, home), torque=torque)
+    assert safe is not None and not torque.saturates(safe)
+    assert np.all(torque.peak_force(safe) <= 0.7 * force_range + 1e-9)
+    assert np.abs(safe.a).max() < np.abs(fast.a).max()
+    # Only the joints that asked for too much were shrunk.
+    ratio = np.abs(safe.a).max(axis=1) / np.abs(fast.a).max(axis=1)
+    assert np.any(ratio < 1.0) and torque.saturating(fast)[ratio == 1.0].sum() == 0
+    with pytest.raises(ValueError, match="torque fraction must be in"):
+        ex.TorqueChecker(arm, arm.model({}), experiment, home, fraction=1.5)
