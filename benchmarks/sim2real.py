@@ -10,16 +10,19 @@ and kp factor; one payload, action latency of 1-2 control steps and joint noise;
    with 95 % intervals. A fit that fails its held-out check (exit 3) is written with force=true and flagged.
 2. Train, one run at a time through robot_rl.sweep (a local Ray with --cpus CPUs, 1: sequential):
    - nominal: from scratch in the description's simulator (`--steps`), one per seed, shared by all arms;
-   - fine-tuned: `init=<nominal agent.pt> params=<identified>` (`--finetune-steps`, fewer than from scratch);
-   - fine-tuned + randomisation: the same with `randomize=true` (the identified intervals, latency and noise
-     included, as randomisation ranges);
-   - ceiling: fine-tuned from the same nominal agent in the arm's own simulator (`params=<hidden file>`), the
-     best the same procedure can do with perfect identification;
+   - continued (buffer kept): the nominal run carried on in the identified simulator for `--finetune-steps`
+     more steps (a copy of its folder, `resume=true params=<identified>`: its agent, optimisers and replay
+     buffer), `+ randomisation`: with `randomize=true` (the identified intervals as randomisation ranges);
+   - fine-tuned (init=): `init=<nominal agent.pt> params=<identified>` (`--finetune-steps`, a fresh buffer;
+     the issue's command), `+ randomisation` likewise;
+   - ceilings: the same two procedures in the arm's own simulator (`params=<hidden file>`): the best each can
+     do with perfect identification;
    - retrained: from scratch in the identified simulator for `--retrain-seeds`, as many steps as the nominal
-     agent and its fine-tuning together (`--retrain-steps`); its agent at `--finetune-steps` is kept and
-     evaluated too, so fine-tuning and retraining are compared at equal steps both ways.
-   Every run pins its training settings (preset, envs, updates_per_step, seed_steps, action_history, threads),
-   so the numbers do not move when the CPU preset changes.
+     agent and its continuation together (`--retrain-steps`): adapting and retraining at equal environment steps.
+   The fine-tuning budgets are smaller than the from-scratch ones. Stages run in the order `--stages` names
+   them, seed by seed and arm by arm, each run evaluated as soon as it has trained, so a benchmark stopped early
+   leaves complete, paired cells. Every run pins its training settings (preset, envs, updates_per_step,
+   seed_steps, action_history, threads), so the numbers do not move when the CPU preset changes.
 3. Evaluate every policy on the hidden arm (MuJoCo with the hidden file) and on the PyBullet arm (the same hidden
    file played by PyBullet: another engine on top of the parameter gap), `--episodes` planner episodes each with
    the same episode seeds for every policy on an arm (paired comparison).
@@ -28,7 +31,7 @@ Gap closed = (after - nominal) / (ceiling - nominal), from the means over arms x
 in `evaluations.csv`, so a rerun (or `--report-only`) only adds what is missing; results go to `--out`
 (identification.csv, evaluations.csv, sim2real.md).
 
-    nice -n 10 .venv/bin/python benchmarks/sim2real.py --arms 0,1,2 --seeds 1,2,3 --steps 2000 --finetune-steps 400
+    nice -n 10 .venv/bin/python benchmarks/sim2real.py --arms 0,1,2 --seeds 1,2,3 --steps 3200 --finetune-steps 400
 """
 from __future__ import annotations
 
@@ -66,7 +69,7 @@ class Condition:
     name: str
     keys: Callable[[Arm | None, "Budget", Path], dict]   # (arm, budget, nominal agent.pt) -> train keys
     per_arm: bool = True
-    scratch: bool = False                                  # trained from scratch (--steps), else fine-tuned
+    continues: bool = False    # starts from a copy of the nominal run's checkpoint and replay buffer (resume=true)
 
 
 @dataclass(frozen=True)
@@ -84,16 +87,29 @@ def finetune(params: Callable[[Arm], Path], randomize: bool = False):
     return keys
 
 
-NOMINAL = Condition("nominal", lambda arm, b, nominal: {"steps": b.steps}, per_arm=False, scratch=True)
-# In the order they train (the most needed first, when a run must stop early).
-FINETUNES = [Condition("fine-tuned + randomisation", finetune(lambda a: a.identified, randomize=True)),
-             Condition("ceiling (fine-tuned in the arm's own simulator)", finetune(lambda a: a.hidden)),
-             Condition("fine-tuned", finetune(lambda a: a.identified))]
-RETRAINED = Condition("retrained", lambda arm, b, nominal: {"params": str(arm.identified), "steps": b.retrain_steps},
-                      scratch=True)
-RETRAINED_EARLY = "retrained, at the fine-tuning budget"
-CEILING = FINETUNES[1].name
-ORDER = [NOMINAL.name, FINETUNES[2].name, FINETUNES[0].name, RETRAINED_EARLY, RETRAINED.name, CEILING]
+def continued(params: Callable[[Arm], Path], randomize: bool = False):
+    def keys(arm: Arm, budget: Budget, nominal: Path) -> dict:
+        return {"params": str(params(arm)), "randomize": randomize, "steps": budget.steps + budget.finetune_steps}
+    return keys
+
+
+NOMINAL = Condition("nominal", lambda arm, b, nominal: {"steps": b.steps}, per_arm=False)
+# `init=` fine-tuning: the nominal agent (model, optimisers, value scale), a fresh replay buffer.
+FINETUNES = [Condition("fine-tuned (init=)", finetune(lambda a: a.identified)),
+             Condition("ceiling: fine-tuned (init=) in the arm's own simulator", finetune(lambda a: a.hidden)),
+             Condition("fine-tuned (init=) + randomisation", finetune(lambda a: a.identified, randomize=True))]
+# The nominal run continued in the new simulator with its replay buffer (a copy of its folder, resume=true).
+CONTINUED = [Condition("continued (buffer kept)", continued(lambda a: a.identified), continues=True),
+             Condition("ceiling: continued in the arm's own simulator", continued(lambda a: a.hidden), continues=True),
+             Condition("continued (buffer kept) + randomisation", continued(lambda a: a.identified, randomize=True),
+                       continues=True)]
+RETRAINED = Condition("retrained", lambda arm, b, nominal: {"params": str(arm.identified), "steps": b.retrain_steps})
+FAMILIES = {FINETUNES[1].name: [FINETUNES[0].name, FINETUNES[2].name],   # ceiling -> the conditions it bounds
+            CONTINUED[1].name: [CONTINUED[0].name, CONTINUED[2].name, RETRAINED.name]}
+ORDER = [NOMINAL.name, *(c.name for c in FINETUNES), *(c.name for c in CONTINUED), RETRAINED.name]
+# Names the first results were written under (init= was the only fine-tuning then).
+RENAMED = {"fine-tuned": FINETUNES[0].name, "fine-tuned + randomisation": FINETUNES[2].name,
+           "ceiling (fine-tuned in the arm's own simulator)": FINETUNES[1].name}
 
 
 def run_cli(args: list[str], log: Path) -> int:
@@ -166,16 +182,22 @@ def training_layer(args) -> dict:
             "tensorboard": False, "checkpoint_every": args.finetune_steps}
 
 
+METHODS = {NOMINAL.name: "nominal", FINETUNES[0].name: "fine-tuned", FINETUNES[1].name: "ceiling",
+           FINETUNES[2].name: "fine-tuned-randomisation", CONTINUED[0].name: "continued",
+           CONTINUED[1].name: "ceiling-continued", CONTINUED[2].name: "continued-randomisation",
+           RETRAINED.name: "retrained"}   # run folder names
+
+
 def make_runs(condition: Condition, arms: list[Arm], seeds: list[int], budget: Budget, layer: dict, out: Path,
-              nominal_agents: dict[int, Path], extra: dict | None = None):
+              nominal_agents: dict[int, Path]):
     from robot_rl.sweep import make_run
 
     runs = []
     for seed in seeds:
         for arm in (arms if condition.per_arm else [None]):
-            keys = {**condition.keys(arm, budget, nominal_agents.get(seed)), **(extra or {})}
+            keys = condition.keys(arm, budget, nominal_agents.get(seed))
             labels = {"arm": str(arm.seed)} if arm else {}
-            method = condition.name.split(" (")[0].replace(" + ", "-").replace(" ", "-")
+            method = METHODS[condition.name]
             run = make_run(f"panda-{ARGS.task}", method, seed, {"pinned": layer, condition.name: keys}, out,
                            labels=labels)
             runs.append((arm, seed, run))
@@ -198,6 +220,8 @@ class Evaluations:
         if path.is_file():
             with path.open(newline="") as f:
                 self.rows = list(csv.DictReader(f))
+            for r in self.rows:
+                r["condition"] = RENAMED.get(r["condition"], r["condition"])
 
     def has(self, condition: str, arm: int, seed: int) -> bool:
         return any(r["condition"] == condition and int(r["arm"]) == arm and int(r["seed"]) == seed
@@ -245,10 +269,6 @@ def report(evals: Evaluations, id_rows: list[dict], args) -> str:
     for r in evals.rows:
         by.setdefault((r["condition"], r["target"]), []).append(float(r["success"]))
 
-    def mean(cond, target):
-        v = by.get((cond, target))
-        return float(np.mean(v)) if v else float("nan")
-
     lines = ["| policy | steps | hidden arm (MuJoCo) | PyBullet arm | runs |", "|---|---|---|---|---|"]
     for cond in ORDER:
         cells = []
@@ -259,21 +279,31 @@ def report(evals: Evaluations, id_rows: list[dict], args) -> str:
         runs = len({(r["arm"], r["seed"]) for r in evals.rows if r["condition"] == cond})
         steps_text = f"{steps[0]}-{steps[-1]}" if steps and steps[0] != steps[-1] else (str(steps[0]) if steps else "-")
         lines.append(f"| {cond} | {steps_text} | {cells[0]} | {cells[1]} | {runs} |")
-    lines += ["", "| gap closed = (after - nominal) / (ceiling - nominal) | hidden arm | PyBullet arm |", "|---|---|---|"]
-    for cond in (*ORDER[1:5],):
-        cells = []
-        for target in TARGETS:
-            gap = mean(CEILING, target) - mean(NOMINAL.name, target)
-            cells.append(f"{100 * (mean(cond, target) - mean(NOMINAL.name, target)) / gap:.0f} %"
-                         if gap > 0 and not np.isnan(mean(cond, target)) else "n/a (no gap)")
-        lines.append(f"| {cond} | {cells[0]} | {cells[1]} |")
-    lines += ["", "Paired, per arm x seed (same nominal agent, same evaluation episodes): fine-tuned minus retrained "
-              "at equal steps:"]
+    lines += ["", "Gap closed = (after - nominal) / (ceiling - nominal), over the (arm, seed) cells that have all three "
+              "(means; the cells' count in brackets):", "",
+              "| after | ceiling | hidden arm | PyBullet arm |", "|---|---|---|---|"]
+    for ceiling, conds in FAMILIES.items():
+        for cond in conds:
+            cells = []
+            for target in TARGETS:
+                value = {c: {(r["arm"], r["seed"]): float(r["success"]) for r in evals.rows
+                             if r["condition"] == c and r["target"] == target} for c in (NOMINAL.name, cond, ceiling)}
+                common = sorted(set.intersection(*(set(v) for v in value.values())))
+                if not common:
+                    cells.append("-")
+                    continue
+                nominal, after, top = (np.mean([value[c][k] for k in common]) for c in (NOMINAL.name, cond, ceiling))
+                cells.append(f"{100 * (after - nominal) / (top - nominal):.0f} % ({len(common)})" if top > nominal else
+                             f"no gap: ceiling {100 * top:.0f} % <= nominal {100 * nominal:.0f} % ({len(common)})")
+            lines.append(f"| {cond} | {ceiling} | {cells[0]} | {cells[1]} |")
+    lines += ["", "Paired, per arm x seed (same evaluation episodes): continued minus retrained at equal environment "
+              "steps (the nominal run + its continuation against retraining from scratch in the identified "
+              "simulator):"]
     for target in TARGETS:
         pairs = []
         for r in evals.rows:
-            if r["condition"] == ORDER[1] and r["target"] == target:
-                other = [o for o in evals.rows if o["condition"] == RETRAINED_EARLY and o["target"] == target
+            if r["condition"] == CONTINUED[0].name and r["target"] == target:
+                other = [o for o in evals.rows if o["condition"] == RETRAINED.name and o["target"] == target
                          and o["arm"] == r["arm"] and o["seed"] == r["seed"]]
                 if other:
                     pairs.append(float(r["success"]) - float(other[0]["success"]))
@@ -299,7 +329,7 @@ def main() -> int:
     ap.add_argument("--arms", default="0,1,2", help="seeds of calibration.hidden_arms.draw")
     ap.add_argument("--seeds", default="1,2,3", help="training seeds (nominal, fine-tuned, ceiling)")
     ap.add_argument("--retrain-seeds", default="1", help="training seeds of the from-scratch retraining")
-    ap.add_argument("--steps", type=int, default=2000, help="environment steps of a from-scratch run")
+    ap.add_argument("--steps", type=int, default=3200, help="environment steps of a from-scratch run")
     ap.add_argument("--finetune-steps", type=int, default=400, help="environment steps of a fine-tuning run")
     ap.add_argument("--retrain-steps", type=int, default=0,
                     help="steps of the from-scratch retraining; 0: --steps + --finetune-steps (the nominal agent's "
@@ -320,7 +350,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/sim2real"))
     ap.add_argument("--cpus", type=int, default=1, help="CPUs of the local Ray; one training per CPU (1: one at a time)")
     ap.add_argument("--address", default="", help="a Ray cluster (auto, host:port, ray://...) instead")
-    ap.add_argument("--stages", default="nominal,finetune,retrain", help="which training stages to run")
+    ap.add_argument("--stages", default="nominal,continue,retrain,continue+dr,finetune,finetune+dr",
+                    help="training stages, run in this order (a stage's runs go seed by seed, arm by arm)")
     ap.add_argument("--report-only", action="store_true", help="only rewrite the table from evaluations.csv")
     ARGS = args = ap.parse_args()
 
@@ -349,13 +380,23 @@ def main() -> int:
     writer.writeheader()
     writer.writerows(id_rows)
     write_atomic(out / "identification.csv", text.getvalue())
-    stages = set(args.stages.split(",")) if not args.report_only else set()
+    stages = [s for s in args.stages.split(",") if s] if not args.report_only else []
+    unknown = set(stages) - {"nominal", "retrain", "finetune", "finetune+dr", "continue", "continue+dr"}
+    if unknown:
+        raise SystemExit(f"--stages: unknown {sorted(unknown)}; expected nominal, continue, continue+dr, retrain, "
+                         "finetune, finetune+dr")
     layer = training_layer(args)
 
-    def evaluate_runs(condition: str, runs, markers, agent_file: str = "agent.pt"):
-        for (arm, seed, run), marker in zip(runs, markers):
-            evaluate_on_arms(condition, run.folder / agent_file, [arm] if arm else arms, seed, marker, evals, args)
-        write_report()
+    def train_and_evaluate(condition: Condition, runs):
+        for arm, seed, run in runs:
+            if condition.continues and not (run.folder / "agent.pt").is_file():
+                run.folder.mkdir(parents=True, exist_ok=True)
+                for name in ("agent.pt", "buffer.npz"):   # resume=true then continues the nominal run here
+                    shutil.copyfile(nominal_agents[seed].with_name(name), run.folder / name)
+            marker = execute([(arm, seed, run)], args)[0]
+            evaluate_on_arms(condition.name, run.folder / "agent.pt", [arm] if arm else arms, seed, marker, evals,
+                             args)
+            write_report()
 
     def write_report():   # after every stage: a run stopped early still leaves its table
         header = (f"panda-{args.task}; arms {args.arms} (calibration.hidden_arms), training seeds {args.seeds} "
@@ -373,29 +414,24 @@ def main() -> int:
     nominal_agents = {seed: run.folder / "agent.pt" for _, seed, run in runs}
     started = bool(stages) and connect(args.address, args.cpus)   # one Ray session for every stage
     try:
-        if "nominal" in stages:
-            print(f"nominal: {len(runs)} runs of {args.steps} steps", flush=True)
-            evaluate_runs(NOMINAL.name, runs, execute(runs, args))
-        if "finetune" in stages:
-            for condition in FINETUNES:
-                runs = make_runs(condition, arms, seeds, budget, layer, out, nominal_agents)
-                print(f"{condition.name}: {len(runs)} runs of {args.finetune_steps} steps", flush=True)
-                evaluate_runs(condition.name, runs, execute(runs, args))
-        if "retrain" in stages and retrain_seeds:
-            early = make_runs(RETRAINED, arms, retrain_seeds, budget, layer, out, {}, {"steps": args.finetune_steps})
-            print(f"retrained: {len(early)} runs to {args.finetune_steps} steps, then on to {budget.retrain_steps}",
-                  flush=True)
-            kept = f"agent_at_{args.finetune_steps}.pt"
-            markers = []
-            for arm, seed, run in early:   # the same run folder continues to retrain_steps below
-                if not (run.folder / kept).is_file():
-                    markers += execute([(arm, seed, run)], args)
-                    shutil.copyfile(run.folder / "agent.pt", run.folder / kept)
-                else:
-                    markers.append({})
-            evaluate_runs(RETRAINED_EARLY, early, markers, kept)
-            runs = make_runs(RETRAINED, arms, retrain_seeds, budget, layer, out, {})
-            evaluate_runs(RETRAINED.name, runs, execute(runs, args))
+        groups = {"finetune": FINETUNES[:2], "finetune+dr": FINETUNES[2:], "continue": CONTINUED[:2],
+                  "continue+dr": CONTINUED[2:]}   # a condition with its ceiling, or the randomised one
+        for stage in stages:
+            if stage == "nominal":
+                print(f"nominal: {len(runs)} runs of {args.steps} steps", flush=True)
+                train_and_evaluate(NOMINAL, runs)
+            elif stage == "retrain":
+                retrain = make_runs(RETRAINED, arms, retrain_seeds, budget, layer, out, {})
+                print(f"retrained: {len(retrain)} runs of {budget.retrain_steps} steps", flush=True)
+                train_and_evaluate(RETRAINED, retrain)
+            else:
+                print(f"{stage}: {[c.name for c in groups[stage]]} x {len(arms)} arms x {len(seeds)} seeds, "
+                      f"{args.finetune_steps} steps each", flush=True)
+                for seed in seeds:
+                    for arm in arms:
+                        for condition in groups[stage]:
+                            train_and_evaluate(condition, make_runs(condition, [arm], [seed], budget, layer, out,
+                                                                    nominal_agents))
     finally:
         if started:
             import ray
