@@ -218,12 +218,12 @@ def test_a_killed_run_resumes_without_losing_a_transition(robot, tmp_path):
                             env=robot["env"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while True:   # kill 10+ steps into an episode, after two whole ones and a checkpoint
+        while True:   # kill 10-25 steps into an episode (0.75 s before its end), after a checkpoint
             assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "the run did not get to its third episode"
+            assert time.monotonic() < deadline, "the run did not get to its second episode"
             episodes = journal_episodes(out)
-            if (out / "agent.pt").exists() and len(episodes) >= 3 and episodes[-1][1] == "cut" and \
-                    (~episodes[-1][0].first).sum() >= 10:
+            if (out / "agent.pt").exists() and len(episodes) >= 2 and episodes[-1][1] == "cut" and \
+                    10 <= (~episodes[-1][0].first).sum() <= 25:
                 break
             time.sleep(0.05)
     finally:
