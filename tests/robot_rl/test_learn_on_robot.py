@@ -143,6 +143,16 @@ def test_bad_train_keys_name_the_key():
     assert main(["train", *TINY, "robot=foo"]) == 2
 
 
+def test_a_planner_too_slow_for_the_control_period_is_refused_before_the_robot_is_touched(tmp_path, capsys):
+    """512 samples x 6 iterations (the paper's planner) of the CPU preset's model: far beyond half of the 50 ms period
+    on a CPU."""
+    assert main(["train", "task=panda-reach", "robot=dds", "robot_acting=planner", "planner.samples=512",
+                 "planner.iterations=6", "threads=1", "progress=false", f"out={tmp_path / 'run'}"]) == 2
+    printed = capsys.readouterr().out
+    assert "robot_acting=planner: the planner takes" in printed and "use robot_acting=policy" in printed
+    assert not (tmp_path / "run").exists()
+
+
 # ---------------------------------------------------------------- on the robot
 @pytest.fixture(scope="module")
 def robot(tmp_path_factory):
