@@ -69,16 +69,27 @@ def last_eval(folder: Path) -> dict:
 
 
 # ---------------------------------------------------------------- (sim) the simulation agents
+def trained_steps(out: Path) -> int:
+    import torch
+
+    path = out / "agent.pt"
+    return int(torch.load(path, map_location="cpu", weights_only=False)["step"]) if path.exists() else 0
+
+
 def sim_phase(args, work: Path) -> None:
+    """Each agent to its step budget (a shorter one is continued with resume=true)."""
     hidden = hidden_arm_file(work, args.arm_seed)
     for seed in args.sim_seeds:
-        for name, extra in (("nominal", []), ("ceiling", [f"params={hidden}"])):
+        for name, steps, extra in (("nominal", args.sim_steps, []),
+                                   ("ceiling", args.ceiling_steps or args.sim_steps, [f"params={hidden}"])):
             out = work / f"sim_{name}_s{seed}"
-            if (out / "agent.pt").exists():
+            done = trained_steps(out)
+            if done >= steps:
                 continue
             t0 = time.time()
-            rc = run([PYTHON, "-m", "robot_rl.cli", "train", f"task={TASK}", f"steps={args.sim_steps}",
-                      f"seed={seed}", f"out={out}", f"eval_every={args.sim_steps}", *SIM_KEYS, *extra],
+            rc = run([PYTHON, "-m", "robot_rl.cli", "train", f"task={TASK}", f"steps={steps}", f"seed={seed}",
+                      f"out={out}", f"eval_every={min(steps, 2000)}", "checkpoint_every=1000",
+                      f"resume={str(done > 0).lower()}", *SIM_KEYS, *extra],
                      nice=19, log=work / f"sim_{name}_s{seed}.log")
             print(f"sim {name} seed {seed}: rc {rc}, {time.time() - t0:.0f} s, success "
                   f"{last_eval(out).get('success', '?')}", flush=True)
@@ -175,6 +186,7 @@ def robot_phase(args, work: Path) -> tuple[list[dict], list[dict]]:
         gap = top["success"] - before["success"]
         row = {"seed": seed, "sim_seed": sim_seed, "sim_nominal_success": float(last_eval(nominal)["success"]),
                "sim_ceiling_success": float(last_eval(ceiling)["success"]),
+               "sim_steps": trained_steps(nominal), "ceiling_sim_steps": trained_steps(ceiling),
                "before": before["success"], "after": tuned["success"], "ceiling": top["success"],
                "gap_closed": (tuned["success"] - before["success"]) / gap if gap > 0 else float("nan"),
                "finetune_robot_s": tuned["robot_s"], "finetune_steps": tuned["step"],
@@ -218,7 +230,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=seeds, default=[1, 2, 3], help="robot seeds")
     parser.add_argument("--sim-seeds", type=seeds, default=[1], help="simulation agents (nominal and ceiling)")
     parser.add_argument("--arm-seed", type=int, default=1, help="the hidden arm")
-    parser.add_argument("--sim-steps", type=int, default=4000, help="simulation steps of each agent")
+    parser.add_argument("--sim-steps", type=int, default=4000, help="simulation steps of the nominal agents")
+    parser.add_argument("--ceiling-steps", type=int, default=8000,
+                        help="simulation steps of the ceiling agents (at 4000 the hidden arm's own agent had 0 %%)")
     parser.add_argument("--finetune-s", type=float, default=120.0, help="(a) robot seconds of stepping")
     parser.add_argument("--finetune-seed-steps", type=int, default=200, help="(a) steps before updates start")
     parser.add_argument("--scratch-s", type=float, default=150.0, help="(b) robot seconds of stepping")
