@@ -17,7 +17,7 @@ PROJECT_PACKAGES = ("robot_rl", "sim", "hardware", "calibration")
 from robot_rl.overrides import ConfigError, build, load_yaml, parse_pairs
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("robot_rl.train", "train an agent in simulation (TD-MPC2, MoDem with demos=...)"),
+    "train": ("robot_rl.train", "train an agent in simulation (TD-MPC2, MoDem: demos=...) or on a robot (robot=dds)"),
     "eval": ("robot_rl.evaluate", "evaluate a checkpoint: mean return and success rate"),
     "demos": ("robot_rl.demos", "scripted-expert demos, or convert a recording or LeRobot dataset (format=lerobot)"),
     "export": ("robot_rl.export", "export a checkpoint to a policy bundle (ONNX policy + planner)"),
