@@ -231,8 +231,9 @@ def main() -> None:
     parser.add_argument("--sim-seeds", type=seeds, default=[1], help="simulation agents (nominal and ceiling)")
     parser.add_argument("--arm-seed", type=int, default=1, help="the hidden arm")
     parser.add_argument("--sim-steps", type=int, default=4000, help="simulation steps of the nominal agents")
-    parser.add_argument("--ceiling-steps", type=int, default=8000,
-                        help="simulation steps of the ceiling agents (at 4000 the hidden arm's own agent had 0 %%)")
+    parser.add_argument("--ceiling-steps", type=int, default=12000,
+                        help="simulation steps of the ceiling agents (the hidden arm's own agent had 0 %% at 4000 "
+                             "steps, 10 %% at 8000)")
     parser.add_argument("--finetune-s", type=float, default=120.0, help="(a) robot seconds of stepping")
     parser.add_argument("--finetune-seed-steps", type=int, default=200, help="(a) steps before updates start")
     parser.add_argument("--scratch-s", type=float, default=150.0, help="(b) robot seconds of stepping")
