@@ -4,12 +4,15 @@ at equal length.
 
 Each seed draws a hidden arm (calibration.hidden_arms: every joint its own damping, armature, friction loss,
 kp factor; one payload, latency, noise). Two excitations are made in the nominal simulator, as a user would
-before knowing the robot: the active design (Fisher information) and design=random, equally long and within the
-same limits. Each is played on the hidden arm (run_on=sim: calibration.simulated_arm; run_on=dds: over DDS on
-sim_robot_node with the recorder writing an MCAP bag, as `robot-rl sysid excite run_on=dds` does), fitted, and
-checked on one separate held-out recording of the same arm (another random trajectory).
+before knowing the robot: the active design (D_s-optimal on kp/armature/payload by default, --criterion) and
+design=random, equally long and within the same limits (joint, velocity, table, servo force range). Each is played
+on the hidden arm (run_on=sim: calibration.simulated_arm; run_on=dds: over DDS on sim_robot_node, as stamped
+one-point trajectories unless --command-topic says otherwise, with the recorder writing an MCAP bag, as `robot-rl
+sysid excite run_on=dds` does), fitted, and checked on one separate held-out recording of the same arm (another
+random trajectory). criterion_truth is the design's criterion on the hidden arm's own values.
 
-    .venv/bin/python benchmarks/sysid_heldout.py --arms 10 --joints panda_joint2,panda_joint4
+    .venv/bin/python benchmarks/sysid_heldout.py --arms 10 --duration 5 --iters 12 --population 4 --generations 2
+    .venv/bin/python benchmarks/sysid_heldout.py --arms 3 ... --run-on dds --out benchmarks/results/sysid_heldout_dds.csv
 
 Relative error = |fitted - true| / true. "identifiable" rows count only the parameters the fit's report calls
 determined (interval narrower than 10 % of the prior's box).

@@ -157,8 +157,8 @@ def test_information_counts_only_what_the_fit_observes(arm, home):
 
 def test_ds_design_raises_armature_and_payload_information_on_generated_arms(arm, home):
     # The design is made in the nominal simulator; what counts is the information on the arm it will run on.
-    # Measured on generated arms 0 and 1 (calibration.hidden_arms): D_s on (armature, payload) 5.83 -> 6.27 and
-    # 5.55 -> 5.85 over the starting candidate (design=random seed=0).
+    # Measured on generated arms 0 and 1 (calibration.hidden_arms), with the torque check: D_s on (armature,
+    # payload) 2.30 -> 2.46 and 1.66 -> 1.77 over the starting candidate (design=random seed=0).
     import dataclasses
 
     from calibration import hidden_arms
@@ -179,7 +179,7 @@ def test_ds_design_raises_armature_and_payload_information_on_generated_arms(arm
         truth = [dataclasses.replace(p, nominal=hidden.values[p.name]) for p in priors]
         fims = ex.fisher_information(arm, truth, [start.trajectory, designed.trajectory], experiment, home)
         on_arm = ex.criterion(fims, "ds", interest)
-        assert on_arm[1] > on_arm[0] + 0.1, (seed, on_arm)
+        assert on_arm[1] > on_arm[0] + 0.05, (seed, on_arm)
 
 
 def test_torque_check_shrinks_trajectories_that_saturate_the_servos(arm, home):

@@ -57,9 +57,12 @@ def test_generated_arms_differ_per_joint_and_per_seed():
 def test_fit_over_dds_recovers_gains_and_latency(hidden_arm, capsys):
     folder, arm = hidden_arm
     out = folder / "robot_params.yaml"
+    # Joint damping stays at the description's value: it adds 0.5-3 N m s to the servo's kv of 175-225, and
+    # fitted alongside kp it only trades against it (with the excitation kept inside the servos' force range, kp
+    # of joint 4 came out 11 % off and was reported as not determined).
     code = main(["sysid", "fit", f"recording={folder / 'rec'}", f"out={out}", f"joints={','.join(JOINTS)}",
-                 "max_latency=2", "offset_ticks=2", "max_iters=10", f"control_hz={COMMAND_HZ}",
-                 "html_report=false"])
+                 "kinds=armature,frictionloss,kp", "max_latency=2", "offset_ticks=2", "max_iters=10",
+                 f"control_hz={COMMAND_HZ}", "html_report=false"])
     printed = capsys.readouterr().out
     print(printed)
     assert code == 0
