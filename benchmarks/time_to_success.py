@@ -29,6 +29,8 @@ eval.csv row appeared, or the row's `wall_s` when train writes one. `threads=1` 
     # the full grid (the issue's): 3 seeds, 30k steps on the arm tasks, 100k on mw/dmc, action=ee against joint
     python benchmarks/time_to_success.py seeds=3 actions=ee,joint panda_steps=30000 bench_steps=100000 \
         eval_every=2500 eval_episodes=10 preset=cpu runner=sweep jobs=2
+    # one more seed of one cell (seeds 3..3), e.g. next to earlier runs
+    python benchmarks/time_to_success.py groups=panda-sparse tasks=panda-push-sparse methods=modem-v2 seeds=1 first_seed=3
     # report only, from earlier runs' CSVs
     python benchmarks/time_to_success.py from_csv=runs/tts/time_to_success.csv out=runs/tts
 
@@ -56,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 LEVEL = 0.8  # the success rate a run must reach
-DEFAULTS = {"groups": "panda,panda-sparse,mw,dmc", "tasks": "", "methods": "", "seeds": "3", "actions": "default",
+DEFAULTS = {"groups": "panda,panda-sparse,mw,dmc", "tasks": "", "methods": "", "seeds": "3", "first_seed": "1", "actions": "default",
             "panda_steps": "30000", "bench_steps": "100000", "eval_every": "2500", "eval_episodes": "10",
             "budgets": "5000,10000,30000,100000", "demos": "5", "preset": "cpu", "device": "cpu", "threads": "1",
             "out": "runs/time_to_success", "from_csv": "", "tiny": "false", "jobs": "1", "runner": "local",
@@ -180,6 +182,8 @@ def plan_cells(a: dict[str, str]) -> list[Cell]:
     if only_methods - set(METHODS):
         raise SystemExit(f"time_to_success: methods={sorted(only_methods - set(METHODS))}: unknown; "
                          f"expected some of {sorted(METHODS)}")
+    if int(a["seeds"]) < 1 or int(a["first_seed"]) < 0:
+        raise SystemExit(f"time_to_success: seeds={a['seeds']} first_seed={a['first_seed']}; expected >= 1 and >= 0")
     cells = []
     for group in (GROUPS[g] for g in names):
         for task in group.tasks:
@@ -189,7 +193,7 @@ def plan_cells(a: dict[str, str]) -> list[Cell]:
                 if only_methods and method not in only_methods:
                     continue
                 for action in (a["actions"].split(",") if group.arm else ["default"]):
-                    for seed in range(1, int(a["seeds"]) + 1):
+                    for seed in range(int(a["first_seed"]), int(a["first_seed"]) + int(a["seeds"])):
                         cells.append(Cell(group.name, task, method, action, seed, int(a[group.steps_key])))
     if not cells:
         raise SystemExit("time_to_success: the selection (groups=, tasks=, methods=) holds no run")
@@ -415,9 +419,14 @@ def metric_of(group: str, task: str) -> str:
     return ref.metric if ref else "success"
 
 
+def budget_label(steps: int) -> str:
+    """30000 -> 30k, 1280 -> 1280 (a truncated 1k would name two budgets alike)."""
+    return f"{steps // 1000}k" if steps >= 1000 and steps % 1000 == 0 else str(steps)
+
+
 def table(rows: list[dict], budgets: list[int]) -> str:
     head = ["task", "method", "action", "seeds", f"steps to {LEVEL:.0%}", f"minutes to {LEVEL:.0%}",
-            *[f"at {b // 1000 if b >= 1000 else b}{'k' if b >= 1000 else ''}" for b in budgets], "published"]
+            *[f"at {budget_label(b)}" for b in budgets], "published"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (group, task, method, action), seeds in sorted(by_run(rows).items()):
         metric = metric_of(group, task)
