@@ -192,6 +192,7 @@ def robot_phase(args, work: Path) -> tuple[list[dict], list[dict]]:
                "finetune_robot_s": tuned["robot_s"], "finetune_steps": tuned["step"],
                "updates_per_step": tuned["updates_per_step"], **robot_stats([before, tuned, top])}
         finetune.append(row)
+        write_csv(RESULTS / "learn_on_robot.csv", finetune)   # after each seed: a cut-short benchmark keeps them
         print(f"(a) seed {seed}: {json.dumps(row)}", flush=True)
         hit = next((e for e in fresh["evals"] if float(e["success"]) >= SUCCESS_GOAL), None)
         row = {"seed": seed, "budget_steps": int(args.scratch_s * 20), "final_success": fresh["success"],
@@ -200,6 +201,7 @@ def robot_phase(args, work: Path) -> tuple[list[dict], list[dict]]:
                "steps_to_80": int(hit["step"]) if hit else -1, "robot_s": fresh["robot_s"],
                "updates_per_step": fresh["updates_per_step"], **robot_stats([fresh])}
         scratch.append(row)
+        write_csv(RESULTS / "learn_on_robot_scratch.csv", scratch)
         print(f"(b) seed {seed}: {json.dumps(row)}", flush=True)
     return finetune, scratch
 
@@ -250,8 +252,6 @@ def main() -> None:
     if args.phase in ("robot", "all"):
         t0 = time.time()
         a, b = robot_phase(args, args.work)
-        write_csv(RESULTS / "learn_on_robot.csv", a)
-        write_csv(RESULTS / "learn_on_robot_scratch.csv", b)
         print(f"\n(a) fine-tuning on the hidden arm ({args.finetune_s:.0f} s of robot time, success over "
               f"{args.eval_episodes} robot episodes)")
         print(table(a, ["seed", "sim_seed", "sim_nominal_success", "sim_ceiling_success", "before", "after",
