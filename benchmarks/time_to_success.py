@@ -30,7 +30,8 @@ eval.csv row appeared, or the row's `wall_s` when train writes one. `threads=1` 
     python benchmarks/time_to_success.py seeds=3 actions=ee,joint panda_steps=30000 bench_steps=100000 \
         eval_every=2500 eval_episodes=10 preset=cpu runner=sweep jobs=2
     # one more seed of one cell (seeds 3..3), e.g. next to earlier runs
-    python benchmarks/time_to_success.py groups=panda-sparse tasks=panda-push-sparse methods=modem-v2 seeds=1 first_seed=3
+    python benchmarks/time_to_success.py groups=panda-sparse tasks=panda-push-sparse methods=modem-v2 \
+        seeds=1 first_seed=3
     # report only, from earlier runs' CSVs
     python benchmarks/time_to_success.py from_csv=runs/tts/time_to_success.csv out=runs/tts
 
@@ -58,7 +59,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 LEVEL = 0.8  # the success rate a run must reach
-DEFAULTS = {"groups": "panda,panda-sparse,mw,dmc", "tasks": "", "methods": "", "seeds": "3", "first_seed": "1", "actions": "default",
+DEFAULTS = {"groups": "panda,panda-sparse,mw,dmc", "tasks": "", "methods": "", "seeds": "3", "first_seed": "1",
+            "actions": "default",
             "panda_steps": "30000", "bench_steps": "100000", "eval_every": "2500", "eval_episodes": "10",
             "budgets": "5000,10000,30000,100000", "demos": "5", "preset": "cpu", "device": "cpu", "threads": "1",
             "out": "runs/time_to_success", "from_csv": "", "tiny": "false", "jobs": "1", "runner": "local",
