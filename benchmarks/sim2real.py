@@ -54,6 +54,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 EVAL_FIELDS = ["condition", "arm", "seed", "target", "success", "return", "train_steps", "train_s"]
 TARGETS = {"hidden arm": {}, "pybullet arm": {"backend": "pybullet"}}
+DESCRIPTION = "description's simulator"   # where the nominal agent was trained (stage nominal-sim)
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,22 @@ def evaluate_on_arms(condition: str, agent_path: Path, arms: list[Arm], seed: in
         evals.add(rows)
 
 
+def evaluate_in_description(agent_path: Path, seed: int, evals: Evaluations, args) -> None:
+    """A nominal agent in the simulator it was trained in (arm -1): the other side of its sim-to-real gap."""
+    from robot_rl.checkpoint import load_agent
+    from robot_rl.evaluate import eval_pool, evaluate
+
+    if evals.has(NOMINAL.name, -1, seed):
+        return
+    agent, info, payload = load_agent(agent_path, "cpu")
+    pool = eval_pool(f"panda-{args.task}", "state", 1, 50_000, args.episodes, action_history=info.action_history)
+    result = evaluate(agent, pool, args.episodes, 50_000)
+    pool.close()
+    evals.add([{"condition": NOMINAL.name, "arm": -1, "seed": seed, "target": DESCRIPTION, "success": result["success"],
+                "return": round(result["return"], 3), "train_steps": payload["step"], "train_s": ""}])
+    print(f"  nominal seed {seed} in the description's simulator: success {100 * result['success']:5.1f} %", flush=True)
+
+
 def report(evals: Evaluations, id_rows: list[dict], args) -> str:
     """The markdown table per condition and target, and the gap-closed figures."""
     by: dict[tuple[str, str], list[float]] = {}
@@ -276,9 +293,13 @@ def report(evals: Evaluations, id_rows: list[dict], args) -> str:
             v = np.array(by.get((cond, target), []))
             cells.append(f"{100 * v.mean():.0f} ± {100 * v.std():.0f} %" if v.size else "-")
         steps = sorted({int(r["train_steps"]) for r in evals.rows if r["condition"] == cond})
-        runs = len({(r["arm"], r["seed"]) for r in evals.rows if r["condition"] == cond})
+        runs = len({(r["arm"], r["seed"]) for r in evals.rows if r["condition"] == cond and r["target"] in TARGETS})
         steps_text = f"{steps[0]}-{steps[-1]}" if steps and steps[0] != steps[-1] else (str(steps[0]) if steps else "-")
         lines.append(f"| {cond} | {steps_text} | {cells[0]} | {cells[1]} | {runs} |")
+    own = np.array(by.get((NOMINAL.name, DESCRIPTION), []))
+    if own.size:
+        lines += ["", f"The nominal agents in the simulator they were trained in (the description's): "
+                      f"{100 * own.mean():.0f} ± {100 * own.std():.0f} % ({own.size} seeds, same episode count)."]
     lines += ["", "Gap closed = (after - nominal) / (ceiling - nominal), over the (arm, seed) cells that have all three "
               "(means; the cells' count in brackets):", "",
               "| after | ceiling | hidden arm | PyBullet arm |", "|---|---|---|---|"]
@@ -350,7 +371,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/sim2real"))
     ap.add_argument("--cpus", type=int, default=1, help="CPUs of the local Ray; one training per CPU (1: one at a time)")
     ap.add_argument("--address", default="", help="a Ray cluster (auto, host:port, ray://...) instead")
-    ap.add_argument("--stages", default="nominal,continue,retrain,continue+dr,finetune,finetune+dr",
+    ap.add_argument("--stages", default="nominal,nominal-sim,continue,retrain,continue+dr,finetune,finetune+dr",
                     help="training stages, run in this order (a stage's runs go seed by seed, arm by arm)")
     ap.add_argument("--report-only", action="store_true", help="only rewrite the table from evaluations.csv")
     ARGS = args = ap.parse_args()
@@ -381,9 +402,9 @@ def main() -> int:
     writer.writerows(id_rows)
     write_atomic(out / "identification.csv", text.getvalue())
     stages = [s for s in args.stages.split(",") if s] if not args.report_only else []
-    unknown = set(stages) - {"nominal", "retrain", "finetune", "finetune+dr", "continue", "continue+dr"}
+    unknown = set(stages) - {"nominal", "nominal-sim", "retrain", "finetune", "finetune+dr", "continue", "continue+dr"}
     if unknown:
-        raise SystemExit(f"--stages: unknown {sorted(unknown)}; expected nominal, continue, continue+dr, retrain, "
+        raise SystemExit(f"--stages: unknown {sorted(unknown)}; expected nominal, nominal-sim, continue, continue+dr, retrain, "
                          "finetune, finetune+dr")
     layer = training_layer(args)
 
@@ -417,7 +438,11 @@ def main() -> int:
         groups = {"finetune": FINETUNES[:2], "finetune+dr": FINETUNES[2:], "continue": CONTINUED[:2],
                   "continue+dr": CONTINUED[2:]}   # a condition with its ceiling, or the randomised one
         for stage in stages:
-            if stage == "nominal":
+            if stage == "nominal-sim":
+                for _, seed, run in runs:
+                    evaluate_in_description(run.folder / "agent.pt", seed, evals, args)
+                write_report()
+            elif stage == "nominal":
                 print(f"nominal: {len(runs)} runs of {args.steps} steps", flush=True)
                 train_and_evaluate(NOMINAL, runs)
             elif stage == "retrain":
