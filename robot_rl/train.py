@@ -9,8 +9,8 @@ keys between the preset and the command line.
 Writes into `out`: config.yaml, agent.pt (+ buffer.npz for resume), train.csv, eval.csv, tb/ (TensorBoard).
 Checkpoints and evaluations wait for a barrier where every environment's episode has ended; `resume=true`
 continues from `out/agent.pt` and, on the same device and thread count, reproduces the uninterrupted run
-exactly. `init=<agent.pt>` starts from another run's agent instead (fine-tuning, e.g. in an identified
-simulator: `params=<identified file> randomize=true`).
+exactly. `init=<agent.pt>` starts from another run's agent and its replay buffer instead (fine-tuning, e.g. in an
+identified simulator: `params=<identified file> randomize=true`).
 
 `robot=dds|ros2` learns on a robot instead (robot_rl/training/robot_run.py): the arm over ROS 2 topics as the
 task's environment, an asynchronous learner, teleop interventions into a demo buffer, a journal + rosbag2
@@ -45,7 +45,8 @@ class Config(AgentConfig):
     compile: bool = False              # torch.compile the update step
     threads: int = 0                   # torch CPU threads (0: torch's default)
     resume: bool = False
-    init: str = ""                     # start from this checkpoint's agent (fine-tuning); a fresh buffer
+    init: str = ""                     # start from this checkpoint's agent (fine-tuning)
+    init_buffer: bool = True           # with init=: also that run's buffer.npz (a fresh one overfits at once)
     envs: int = 1                      # environments stepped together; one batched plan acts for all
     vector: str = "auto"               # local | subprocess | auto (subprocess for pixels when envs > 1)
     seed_steps: int = 0                # seeding steps before learning; 0: max(1000, 5 x episode length),

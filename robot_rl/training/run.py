@@ -130,19 +130,11 @@ class TrainingRun:
             torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
 
     def initialise_from(self, path: str) -> None:
-        """init=: the agent (model, optimisers, value scale) of another run; its buffer is not carried over."""
-        from robot_rl.checkpoint import CheckpointError, load_checkpoint
+        """init=: the agent (model, optimisers, value scale) of another run, and its buffer (init_buffer)."""
+        from robot_rl.training.warm_start import warm_start
 
-        payload = load_checkpoint(path)
-        env = EnvInfo.from_dict(payload["env"])
-        if env.model_obs_spec != self.info.model_obs_spec or env.action_dim != self.info.action_dim:
-            raise CheckpointError(f"{path}: its observations {env.model_obs_spec} / {env.action_dim} actions do not "
-                                  f"match this task's {self.info.model_obs_spec} / {self.info.action_dim}")
-        try:
-            self.agent.load_state_dict(payload["agent"])
-        except (RuntimeError, KeyError) as err:
-            raise CheckpointError(f"{path}: its model does not fit this run's agent keys ({err}); "
-                                  "use the same model_size/enc_dim/mlp_dim/latent_dim/num_q") from None
+        loaded = warm_start(self.agent, self.info, path, self.buffer if self.config.init_buffer else None)
+        print(f"starting from {loaded}")
 
     @property
     def elapsed(self) -> float:
@@ -169,7 +161,6 @@ class TrainingRun:
                     print(f"no checkpoint in {self.out}; starting a new run")
                 if config.init:
                     self.initialise_from(config.init)
-                    print(f"starting from the agent in {config.init}")
         except (CheckpointError, ValueError, FileNotFoundError) as err:
             print(f"robot-rl train: cannot {'resume' if config.resume else 'initialise'}: {err}")
             return None

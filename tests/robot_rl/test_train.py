@@ -3,6 +3,7 @@
 import csv
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from robot_rl.cli import main
@@ -57,7 +58,8 @@ def test_train_on_gym_and_pixel_tasks(tmp_path):
 
 
 def test_fine_tune_starts_from_another_runs_agent_in_an_identified_simulator(tmp_path, capsys):
-    """init= carries the agent (not the buffer) into a run on other robot parameters, with randomisation."""
+    """init= carries the agent and its replay buffer into a run on other robot parameters, with randomisation;
+    init_buffer=false starts with a fresh buffer."""
     from calibration import hidden_arms
     from sim.robot import load_robot
 
@@ -69,11 +71,21 @@ def test_fine_tune_starts_from_another_runs_agent_in_an_identified_simulator(tmp
     assert main(["train", *TINY, "steps=40", "seed_steps=40", "updates_per_step=0", "eval_every=0",
                  "tensorboard=false", f"init={nominal / 'agent.pt'}", f"params={params}", "randomize=true",
                  f"out={tuned}"]) == 0
-    assert "starting from the agent in" in capsys.readouterr().out
+    assert "starting from the agent in" in (out := capsys.readouterr().out) and "and its buffer" in out
     a, b = load_checkpoint(nominal / "agent.pt"), load_checkpoint(tuned / "agent.pt")
     for key, value in a["agent"]["model"].items():
         assert torch.equal(value, b["agent"]["model"][key]), key
     assert b["config"]["params"] == str(params) and b["step"] == 40
+    fresh = tmp_path / "fresh"
+    assert main(["train", *TINY, "steps=40", "seed_steps=40", "updates_per_step=0", "eval_every=0",
+                 "tensorboard=false", f"init={nominal / 'agent.pt'}", "init_buffer=false", f"params={params}",
+                 "randomize=true", f"out={fresh}"]) == 0
+    assert "and its buffer" not in capsys.readouterr().out
+
+    def entries(run: Path) -> int:
+        with np.load(run / "buffer.npz") as buffer:
+            return len(buffer["episode"])
+    assert entries(fresh) > 0 and entries(tuned) == entries(nominal) + entries(fresh)
     # another architecture is refused with the keys to use
     assert main(["train", *TINY, "steps=40", "mlp_dim=64", "tensorboard=false", f"init={nominal / 'agent.pt'}",
                  f"out={tmp_path / 'bad'}"]) == 2
