@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -415,8 +416,14 @@ def to_robot_params(result: FitResult, robot: str, base=None, control_hz: float 
         lo, hi = (prior.low, prior.high) if not np.isfinite(h) else (max(prior.low, value - h), min(prior.high, value + h))
         entries[prior.name] = Parameter(value, (min(lo, value), max(hi, value)))
     latency = int(round(result.latency_steps * result.command_period_s * control_hz))
-    entries["action_latency"] = Parameter(float(latency))
-    entries["obs_noise"] = Parameter(float(result.obs_noise))
+    # Randomisation ranges for the two environment parameters: the delay found (whole steps + sub-step offset)
+    # lies between two whole control steps; the noise between the residuals on the fit and held-out data.
+    delay = result.delay_s * control_hz
+    entries["action_latency"] = Parameter(float(latency), (float(min(max(0, math.floor(delay + 1e-9)), latency)),
+                                                           float(max(math.ceil(delay - 1e-9), latency))))
+    residuals = [v for v in (result.fit_rmse.get("fitted"), result.holdout_rmse.get("fitted"), result.obs_noise)
+                 if v is not None and np.isfinite(v)]
+    entries["obs_noise"] = Parameter(float(result.obs_noise), (float(min(residuals)), float(max(residuals))))
     return RobotParams(robot, entries, "calibration.fit")
 
 

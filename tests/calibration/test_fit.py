@@ -79,6 +79,11 @@ def test_fit_recovers_hidden_parameters(recording, capsys):
     assert value["kp/panda_joint2"] == pytest.approx(4500.0, rel=0.01)
     # The residual that is left is the observation noise.
     assert value["obs_noise"] == pytest.approx(2e-4, rel=0.3)
+    # Latency and noise carry ranges too, so `train randomize=true` randomises them over what was identified.
+    lo, hi = params.parameters["action_latency"].ci
+    assert lo <= 1 <= hi and hi - lo <= 1
+    lo, hi = params.parameters["obs_noise"].ci
+    assert lo <= value["obs_noise"] <= hi and lo == pytest.approx(2e-4, rel=0.5) and hi < 4e-4
     for name in ("armature/panda_joint2", "kp/panda_joint4", "payload_mass"):
         lo, hi = params.parameters[name].ci
         assert lo <= value[name] <= hi and hi > lo
