@@ -244,6 +244,7 @@ class RobotLink:
         self._lock = threading.Lock()   # callbacks run on the executor's thread, step()/reset() on the caller's
         self._in = _Inputs()
         self._previous_targets: np.ndarray | None = None   # what the arm was last told (the action steps from it)
+        self._last_command: np.ndarray | None = None       # the arm targets last published, for recordings
         self._t0: float | None = None   # the schedule's anchor (monotonic s) and periods since it
         self._k = 0
         self._steps = self._missed = self._resets = self._interventions = self._outside = self._published = 0
@@ -440,7 +441,7 @@ class RobotLink:
                 self._arm_pub.publish(float64_multi_array(positions))
             else:   # reach the target one period from now, as the policy expects
                 self._arm_pub.publish(joint_trajectory(self.hardware_names, positions, self.period_s))
-            self._previous_targets = positions
+            self._previous_targets = self._last_command = positions
             self._published += 1
             if command is not None and gripper is not None and not safe.status.holding and \
                     self._gripper_pub is not None:
@@ -448,11 +449,34 @@ class RobotLink:
                                                                              self.io.gripper_max_width))]))
         return safe
 
+    @property
+    def last_command(self) -> list[float] | None:
+        """The arm joint targets last published (the filter's output), in the policy's joint order."""
+        return None if self._last_command is None else self._last_command.tolist()
+
     def hold(self) -> None:
         """A safe hold command now (the filter brakes to rest and stays)."""
         with self._lock:
             if self._in.q is not None:
                 self._filter_and_publish(None)
+
+    def _why_unhealthy(self) -> str | None:
+        """(Under the lock.) Why no episode can run now, or None: stale/no joint states, a latched stop."""
+        if self.safety.estop_latched or self.safety.fault is not None:
+            return "the e-stop or a safety fault is latched (the operator clears it on the reset topic)"
+        stamp = self._in.stamp_ns
+        if stamp is None or (self.node.now_ns() - stamp) * 1e-9 > self.safety_config.observation_timeout_s:
+            return f"no fresh joint states on {self.config.joint_states_topic}"
+        return None
+
+    def why_unhealthy(self) -> str | None:
+        with self._lock:
+            return self._why_unhealthy()
+
+    def wait_until_healthy(self, timeout_s: float) -> bool:
+        """Hold the arm (a hold each period while joint states come) until fresh joint states flow and no stop is
+        latched, at most `timeout_s`; True when the robot is back."""
+        return self._wait(lambda: self._why_unhealthy() is None, time.monotonic() + timeout_s, hold=True)
 
     # ---------------------------------------------------------------- connect
     def connect(self) -> None:

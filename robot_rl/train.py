@@ -78,6 +78,8 @@ class Config(AgentConfig):
                                        # task state topic's dense/sparse reward (the task name's -sparse decides)
     demo_ratio: float = 0.5            # share of each batch from the teleoperated (demo) buffer once it has data
     weights_every: int = 0             # robot steps between weight hand-overs to the actor (0: between episodes)
+    robot_wait_s: float = 120.0        # the robot lost (no joint states) or stopped (e-stop, fault): hold, wait this
+                                       # long for it to come back, then continue; 0: stop at once (resume=true later)
 
 
 def default_layer(pairs: dict[str, str]) -> dict:
@@ -144,6 +146,8 @@ def check_robot_keys(config: Config) -> None:
         raise TrainConfigError(f"demo_ratio={config.demo_ratio}: expected a share in [0, 1]")
     if config.weights_every < 0:
         raise TrainConfigError(f"weights_every={config.weights_every}: expected >= 0 robot steps")
+    if not config.robot_wait_s >= 0:
+        raise TrainConfigError(f"robot_wait_s={config.robot_wait_s}: expected >= 0 seconds")
     if config.robot_config and not Path(config.robot_config).is_file():
         raise TrainConfigError(f"robot_config={config.robot_config!r}: file not found")
     if config.detector and ":" not in config.detector:

@@ -12,7 +12,7 @@ through robot_rl/training/robot_env.py while a learner updates in parallel.
   `horizon` steps, into a demo buffer; batches mix both (`demo_ratio`, HIL-SERL's 50/50 by default).
 - Nothing lost: every transition is appended to `journal.bin` (flushed per step, fsynced per episode;
   robot_rl/training/journal.py) and recorded in a rosbag2 MCAP per episode (`bags/episode_NNNNNN`: the joint
-  state the observation was built from, the joint command sent when the link reports it, the policy's and
+  state the observation was built from, the joint command sent, the policy's and
   the applied action, reward/success/intervention/fault); buffers and agent are checkpointed at episode ends.
   `resume=true` loads the checkpoint and re-ingests every journaled transition after it (an episode the crash
   cut, as truncated). A fault step (stale joint states, e-stop, safety fault, lost link) is recorded in the bag
@@ -288,19 +288,12 @@ class OnRobotRun:
         self.step = self.episodes = self.next_episode = 0
 
     def initialise_from(self, path: str) -> None:
-        from robot_rl.checkpoint import CheckpointError, load_checkpoint
-        from robot_rl.envs import EnvInfo
+        """init=: a trained agent (e.g. from simulation) and, with init_buffer, its replay buffer: the robot's
+        transitions then mix with the simulated ones instead of overfitting a near-empty buffer."""
+        from robot_rl.training.warm_start import warm_start
 
-        payload = load_checkpoint(path)
-        env = EnvInfo.from_dict(payload["env"])
-        if env.model_obs_spec != self.info.model_obs_spec or env.action_dim != self.info.action_dim:
-            raise CheckpointError(f"{path}: its observations {env.model_obs_spec} / {env.action_dim} actions do not "
-                                  f"match this task's {self.info.model_obs_spec} / {self.info.action_dim}")
-        try:
-            self.agent.load_state_dict(payload["agent"])
-        except (RuntimeError, KeyError) as err:
-            raise CheckpointError(f"{path}: its model does not fit this run's agent keys ({err}); "
-                                  "use the same model_size/enc_dim/mlp_dim/latent_dim/num_q") from None
+        loaded = warm_start(self.agent, self.info, path, self.buffer if self.config.init_buffer else None)
+        print(f"starting from {loaded}")
 
     @property
     def elapsed(self) -> float:
@@ -362,7 +355,7 @@ class OnRobotRun:
             row = {"reward": float(reward), "success": info["success"], "intervention": info["intervention"],
                    "applied_action": info["applied_action"].tolist(), "operator": info["operator"],
                    "fault": info["fault"], "late": info["late"], "safety_status": str(info["safety_status"]),
-                   "command": getattr(env.link, "last_command", None)}
+                   "command": env.link.last_command}
             if bag is not None:
                 bag.write(env.steps, env.last_observation, action, row)
             if info["fault"] is not None:      # the arm holds; this step's data is not trained on
@@ -401,6 +394,20 @@ class OnRobotRun:
         return {"episode": episode, "return": ret, "success": float(success), "episode_steps": steps,
                 "reset_s": reset_s, "late": late, "interventions": interventions, "fault": fault or "",
                 "operator": operator or ""}
+
+    def _wait_for_robot(self, env: RobotEnv, err: Exception) -> bool:
+        """An episode the robot ended (connection lost, e-stop, a safety fault): hold and wait `robot_wait_s`
+        for it to come back (fresh joint states, the stop cleared by the operator), then go on with a new
+        episode; False (stop) when it does not, or when the robot is fine and the error is something else
+        (e.g. a scene reset that never completes)."""
+        why = env.link.why_unhealthy()
+        if why is None or self.config.robot_wait_s <= 0:
+            return False
+        print(f"robot-rl train: {err}; holding and waiting up to {self.config.robot_wait_s:g} s: {why}")
+        back = env.link.wait_until_healthy(self.config.robot_wait_s)
+        if back:
+            print("robot-rl train: the robot is back; continuing with a new episode")
+        return back
 
     def evaluate(self, env: RobotEnv, bags: Path) -> dict:
         """`eval_episodes` deterministic episodes on the robot (not trained on)."""
@@ -443,7 +450,6 @@ class OnRobotRun:
                                       f"continues it, or use a new out=")
             elif config.init:
                 self.initialise_from(config.init)
-                print(f"starting from the agent in {config.init}")
         except (CheckpointError, ValueError, FileNotFoundError) as err:
             self.journal.close()
             print(f"robot-rl train: cannot {'resume' if config.resume else 'start'}: {err}")
@@ -466,7 +472,12 @@ class OnRobotRun:
                 while self.step < config.steps:
                     if self.background.stats.errors:
                         raise RuntimeError(f"learner thread: {self.background.stats.errors[0]}")
-                    row = self.run_episode(env, bags)
+                    try:
+                        row = self.run_episode(env, bags)
+                    except RobotLinkError as err:
+                        if not self._wait_for_robot(env, err):
+                            raise
+                        continue
                     self._hand_weights()
                     stats = env.link.stats()
                     row.update(updates=self.learner.updates, updates_per_step=self.learner.updates / max(self.step, 1),

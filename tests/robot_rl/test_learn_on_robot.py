@@ -210,6 +210,8 @@ def test_a_short_run_completes_episodes_with_resets_and_records_bags(robot, tmp_
     assert len(steps) == 82 and sum(not s.get("fault") for s in steps if s["step"] > 0) == 80   # + 2 resets
     states = [msg for _, _, msg in read_bag(bags[0], topics=["/joint_states"])]
     assert len(states) == EPISODE + 1 and list(states[0].name)[:1] == ["panda_joint1"]
+    commands = [msg for _, _, msg in read_bag(bags[0], topics=["/robot_rl/joint_command"])]
+    assert len(commands) == EPISODE and all(len(c.data) == 7 for c in commands)   # the command of every step
     rows = (out / "train.csv").read_text().splitlines()
     header = rows[0].split(",")
     assert len(rows) == 3 and {"reset_s", "late", "missed_deadlines", "updates_per_step"} <= set(header)
@@ -320,6 +322,54 @@ def test_interventions_land_in_the_demo_buffer_and_a_fault_step_is_not_trained_o
     steps_in_buffer, _ = buffer_steps(out)
     assert steps_in_buffer == count_steps(frames)   # the fault step is nowhere in the buffer
     assert summary["faults"] and summary["commands_outside_limits"] == 0
+
+
+def test_an_e_stop_holds_the_run_until_the_operator_clears_it_then_it_goes_on(robot, tmp_path, capsys):
+    """The e-stop pressed in episode 1: the episode ends at the fault, the next reset is refused while it is
+    latched, and the run holds and waits (robot_wait_s) instead of stopping; released and reset by the operator,
+    it goes on to its step budget."""
+    from robot_rl.overrides import build
+    from robot_rl.train import default_layer
+    from robot_rl.training.robot_run import OnRobotRun
+
+    out = tmp_path / "run"
+    pairs = dict(a.split("=", 1) for a in robot_run(robot, out, "steps=120", "checkpoint_every=0",
+                                                    "robot_wait_s=30")[1:])
+    config = build(Config, default_layer(pairs), pairs)
+    torch.set_num_threads(1)
+    run = OnRobotRun(config, torch.device("cpu"))
+    operator_node = DdsNode("operator", domain_id=robot["domain"])
+    estop = operator_node.create_publisher(m.Bool, "/estop")
+    estop_reset = operator_node.create_publisher(m.Bool, "/estop_reset")
+    executor = DdsExecutor([operator_node])
+    spinner = spin_in_thread(executor)
+    done, cleared = threading.Event(), threading.Event()
+
+    def operator():
+        while not done.is_set() and not (run.running_episode == 1 and run.step >= EPISODE + 10):
+            time.sleep(0.01)
+        estop.publish(m.Bool(data=True))
+        time.sleep(2.0)                      # the run must be waiting now, not gone
+        estop.publish(m.Bool(data=False))
+        time.sleep(0.2)
+        cleared.set()
+        estop_reset.publish(m.Bool(data=True))
+
+    thread = threading.Thread(target=operator, daemon=True)
+    thread.start()
+    try:
+        summary = run.run()
+    finally:
+        done.set()
+        thread.join(10)
+        executor.shutdown()
+        spinner.join(5)
+        operator_node.destroy()
+    printed = capsys.readouterr().out
+    assert summary is not None and cleared.is_set()
+    assert "holding and waiting up to 30 s" in printed and "the robot is back" in printed
+    assert run.step >= 120 and any("estop" in kind for kind in summary["faults"])
+    assert summary["commands_outside_limits"] == 0
 
 
 def test_a_robot_that_does_not_answer_gives_a_clear_error(robot, tmp_path, capsys):
