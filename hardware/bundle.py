@@ -39,31 +39,6 @@ class TensorSpec:
     dtype: str
 
 
-@dataclass(frozen=True)
-class Bundle:
-    folder: Path
-    raw: dict[str, Any]                     # bundle.json as read
-    joint_names: tuple[str, ...]            # arm joints, the policy's order
-    gripper_joints: tuple[str, ...]
-    obs_keys: tuple[str, ...]               # graph observation inputs, in order ("state", "pixels")
-    state_layout: tuple[tuple[str, int], ...]
-    pixels_shape: tuple[int, ...] | None    # (C, H, W), C = 3 x frame_stack
-    frame_stack: int
-    action_history: int                     # k: the state ends with the last k actions sent ("last_actions")
-    action_dim: int
-    actions: JointActions | ToolPointActions    # the action space: action -> joint targets
-    gripper_max_width: float
-    control_hz: float
-    planner: dict[str, Any]
-    inputs: dict[str, tuple[TensorSpec, ...]]   # model -> declared inputs
-    outputs: dict[str, tuple[TensorSpec, ...]]
-    safety: SafetyLimits
-    chain: KinematicChain
-
-    def model_path(self, name: str) -> Path:
-        return self.folder / self.raw["models"][name]["file"]
-
-
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -131,6 +106,19 @@ class RobotInterface:
                         pixels_shape=self.pixels_shape, joint_names=self.joint_names,
                         gripper_joints=self.gripper_joints, actions=self.actions, chain=self.chain,
                         action_history=self.action_history)
+
+
+@dataclass(frozen=True)
+class Bundle(RobotInterface):
+    """A policy bundle: the robot interface plus the two models and the planner's settings."""
+    folder: Path
+    raw: dict[str, Any]                     # bundle.json as read
+    planner: dict[str, Any]
+    inputs: dict[str, tuple[TensorSpec, ...]]   # model -> declared inputs
+    outputs: dict[str, tuple[TensorSpec, ...]]
+
+    def model_path(self, name: str) -> Path:
+        return self.folder / self.raw["models"][name]["file"]
 
 
 def robot_interface(raw: dict, where: str = "robot interface",

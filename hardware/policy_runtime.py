@@ -92,18 +92,11 @@ class LoadedBundle:
     safety: SafetyLimits
 
 
-def policy_io(bundle: Bundle) -> PolicyIO:
-    return PolicyIO(obs_layout=bundle.state_layout if "state" in bundle.obs_keys else (),
-                    pixels_shape=bundle.pixels_shape, joint_names=bundle.joint_names,
-                    gripper_joints=bundle.gripper_joints, actions=bundle.actions, chain=bundle.chain,
-                    action_history=bundle.action_history)
-
-
 def open_bundle(folder: str | Path, mode: str = "policy", seed: int = 0,
                 joint_names: tuple[str, ...] | list[str] | None = None, threads: int = 1) -> LoadedBundle:
     """Load, check and start a bundle (BundleError / PolicyIOError name the file and field on bad input)."""
     if mode not in MODES:
         raise BundleError(f"mode={mode!r}: expected one of {MODES}")
     bundle = load_bundle(folder, joint_names, check_models=False)
-    return LoadedBundle(bundle=bundle, io=policy_io(bundle), runtime=PolicyRuntime(bundle, mode, seed, threads),
+    return LoadedBundle(bundle=bundle, io=bundle.policy_io(), runtime=PolicyRuntime(bundle, mode, seed, threads),
                         control_hz=bundle.control_hz, safety=bundle.safety)
