@@ -260,22 +260,42 @@ def test_a_killed_run_resumes_without_losing_a_transition(robot, tmp_path):
     assert cut_episode not in bagged and bagged == {e: n for e, n in journal_steps.items() if e != cut_episode}
 
 
-def test_interventions_land_in_the_demo_buffer_and_a_fault_step_is_not_trained_on(robot, tmp_path):
-    """Episode 1 is driven by a teleop node (a constant action at 50 Hz); in episode 2 the robot process stops
-    for 0.4 s (its joint states go stale): that episode ends at the fault, whose step is in the bag only."""
+def in_process_run(robot, out: Path, *extra: str):
+    """An on-robot run in this process (so a test can watch its episode and step counters)."""
     from robot_rl.overrides import build
     from robot_rl.train import default_layer
     from robot_rl.training.robot_run import OnRobotRun
 
-    out = tmp_path / "run"
-    pairs = dict(a.split("=", 1) for a in robot_run(robot, out, "steps=120", "checkpoint_every=0")[1:])
-    config = build(Config, default_layer(pairs), pairs)
+    pairs = dict(a.split("=", 1) for a in robot_run(robot, out, *extra)[1:])
     torch.set_num_threads(1)
-    run = OnRobotRun(config, torch.device("cpu"))
+    return OnRobotRun(build(Config, default_layer(pairs), pairs), torch.device("cpu"))
+
+
+def run_beside(run, robot, node: DdsNode, participant, done: threading.Event) -> dict | None:
+    """run.run() while `participant` (a thread) acts on the robot's domain through `node`; the robot process is
+    left running (SIGCONT) and the node destroyed whatever happens."""
+    executor = DdsExecutor([node])
+    spinner = spin_in_thread(executor)
+    thread = threading.Thread(target=participant, daemon=True)
+    thread.start()
+    try:
+        return run.run()
+    finally:
+        done.set()
+        robot["proc"].send_signal(signal.SIGCONT)
+        thread.join(10)
+        executor.shutdown()
+        spinner.join(5)
+        node.destroy()
+
+
+def test_interventions_land_in_the_demo_buffer_and_a_fault_step_is_not_trained_on(robot, tmp_path):
+    """Episode 1 is driven by a teleop node (a constant action at 50 Hz); in episode 2 the robot process stops
+    for 0.4 s (its joint states go stale): that episode ends at the fault, whose step is in the bag only."""
+    out = tmp_path / "run"
+    run = in_process_run(robot, out, "steps=120", "checkpoint_every=0")
     teleop_node = DdsNode("teleop", domain_id=robot["domain"])
     teleop = teleop_node.create_publisher(m.Float64MultiArray, "/teleop/action")
-    executor = DdsExecutor([teleop_node])
-    spinner = spin_in_thread(executor)
     action = [0.3, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
     done = threading.Event()
 
@@ -291,17 +311,7 @@ def test_interventions_land_in_the_demo_buffer_and_a_fault_step_is_not_trained_o
                 robot["proc"].send_signal(signal.SIGCONT)
             time.sleep(0.02)
 
-    driver = threading.Thread(target=drive, daemon=True)
-    driver.start()
-    try:
-        summary = run.run()
-    finally:
-        done.set()
-        robot["proc"].send_signal(signal.SIGCONT)
-        driver.join(5)
-        executor.shutdown()
-        spinner.join(5)
-        teleop_node.destroy()
+    summary = run_beside(run, robot, teleop_node, drive, done)
     assert summary is not None
     frames = read_frames(out / "journal.bin")
     by_episode = {int(b.episode[0]): (b, how) for b, how in episodes_after(frames, 0)}
@@ -328,21 +338,10 @@ def test_an_e_stop_holds_the_run_until_the_operator_clears_it_then_it_goes_on(ro
     """The e-stop pressed in episode 1: the episode ends at the fault, the next reset is refused while it is
     latched, and the run holds and waits (robot_wait_s) instead of stopping; released and reset by the operator,
     it goes on to its step budget."""
-    from robot_rl.overrides import build
-    from robot_rl.train import default_layer
-    from robot_rl.training.robot_run import OnRobotRun
-
-    out = tmp_path / "run"
-    pairs = dict(a.split("=", 1) for a in robot_run(robot, out, "steps=120", "checkpoint_every=0",
-                                                    "robot_wait_s=30")[1:])
-    config = build(Config, default_layer(pairs), pairs)
-    torch.set_num_threads(1)
-    run = OnRobotRun(config, torch.device("cpu"))
+    run = in_process_run(robot, tmp_path / "run", "steps=120", "checkpoint_every=0", "robot_wait_s=30")
     operator_node = DdsNode("operator", domain_id=robot["domain"])
     estop = operator_node.create_publisher(m.Bool, "/estop")
     estop_reset = operator_node.create_publisher(m.Bool, "/estop_reset")
-    executor = DdsExecutor([operator_node])
-    spinner = spin_in_thread(executor)
     done, cleared = threading.Event(), threading.Event()
 
     def operator():
@@ -355,16 +354,7 @@ def test_an_e_stop_holds_the_run_until_the_operator_clears_it_then_it_goes_on(ro
         cleared.set()
         estop_reset.publish(m.Bool(data=True))
 
-    thread = threading.Thread(target=operator, daemon=True)
-    thread.start()
-    try:
-        summary = run.run()
-    finally:
-        done.set()
-        thread.join(10)
-        executor.shutdown()
-        spinner.join(5)
-        operator_node.destroy()
+    summary = run_beside(run, robot, operator_node, operator, done)
     printed = capsys.readouterr().out
     assert summary is not None and cleared.is_set()
     assert "holding and waiting up to 30 s" in printed and "the robot is back" in printed
