@@ -13,8 +13,8 @@ and kp factor; one payload, action latency of 1-2 control steps and joint noise;
    - continued (buffer kept): the nominal run carried on in the identified simulator for `--finetune-steps`
      more steps (a copy of its folder, `resume=true params=<identified>`: its agent, optimisers and replay
      buffer), `+ randomisation`: with `randomize=true` (the identified intervals as randomisation ranges);
-   - fine-tuned (init=): `init=<nominal agent.pt> params=<identified>` (`--finetune-steps`, a fresh buffer;
-     the issue's command), `+ randomisation` likewise;
+   - fine-tuned (init=): `init=<nominal agent.pt> params=<identified>` (`--finetune-steps`; the agent and, since
+     init_buffer=true, its replay buffer; the issue's command), `+ randomisation` likewise;
    - ceilings: the same two procedures in the arm's own simulator (`params=<hidden file>`): the best each can
      do with perfect identification;
    - retrained: from scratch in the identified simulator for `--retrain-seeds`, as many steps as the nominal
@@ -95,7 +95,7 @@ def continued(params: Callable[[Arm], Path], randomize: bool = False):
 
 
 NOMINAL = Condition("nominal", lambda arm, b, nominal: {"steps": b.steps}, per_arm=False)
-# `init=` fine-tuning: the nominal agent (model, optimisers, value scale), a fresh replay buffer.
+# `init=` fine-tuning: the nominal agent (model, optimisers, value scale) and its replay buffer (init_buffer).
 FINETUNES = [Condition("fine-tuned (init=)", finetune(lambda a: a.identified)),
              Condition("ceiling: fine-tuned (init=) in the arm's own simulator", finetune(lambda a: a.hidden)),
              Condition("fine-tuned (init=) + randomisation", finetune(lambda a: a.identified, randomize=True))]
