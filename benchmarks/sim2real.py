@@ -233,8 +233,8 @@ class Evaluations:
     def add(self, rows: list[dict]) -> None:
         from robot_rl.sweep import write_atomic
 
-        self.rows += rows
-        text = io.StringIO()
+        self.rows += [{k: str(v) for k, v in r.items()} for r in rows]   # as read back from the CSV: the report
+        text = io.StringIO()                                            # keys cells by (arm, seed) strings
         writer = csv.DictWriter(text, fieldnames=EVAL_FIELDS)
         writer.writeheader()
         writer.writerows(self.rows)
