@@ -460,12 +460,16 @@ class RobotLink:
             if self._in.q is not None:
                 self._filter_and_publish(None)
 
+    def _fresh(self, stamp_ns: int | None) -> bool:
+        """A joint state stamped `stamp_ns` is young enough to act on (the filter's observation timeout)."""
+        return stamp_ns is not None and \
+            (self.node.now_ns() - stamp_ns) * 1e-9 <= self.safety_config.observation_timeout_s
+
     def _why_unhealthy(self) -> str | None:
         """(Under the lock.) Why no episode can run now, or None: stale/no joint states, a latched stop."""
         if self.safety.estop_latched or self.safety.fault is not None:
             return "the e-stop or a safety fault is latched (the operator clears it on the reset topic)"
-        stamp = self._in.stamp_ns
-        if stamp is None or (self.node.now_ns() - stamp) * 1e-9 > self.safety_config.observation_timeout_s:
+        if not self._fresh(self._in.stamp_ns):
             return f"no fresh joint states on {self.config.joint_states_topic}"
         return None
 
@@ -587,9 +591,7 @@ class RobotLink:
         while True:
             with self._lock:
                 q, stamp = self._in.q, self._in.stamp_ns
-                fresh = stamp is not None and \
-                    (self.node.now_ns() - stamp) * 1e-9 <= self.safety_config.observation_timeout_s
-                if fresh:
+                if self._fresh(stamp):
                     previous = self._previous_targets if self._previous_targets is not None else q
                     delta = self.home - previous
                     largest = float(np.max(np.abs(delta)))
@@ -674,7 +676,7 @@ class RobotLink:
         q, stamp = self._in.q, self._in.stamp_ns
         if q is None or stamp is None:
             return None
-        if not allow_stale and (self.node.now_ns() - stamp) * 1e-9 > self.safety_config.observation_timeout_s:
+        if not allow_stale and not self._fresh(stamp):
             return None
         io = self.io
         state = io.state(q, self._in.dq, self._in.gripper_width, self._in.goal, self._in.object_pose) \

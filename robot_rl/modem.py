@@ -37,6 +37,7 @@ from robot_rl.frame_stack import stack_frames
 from robot_rl.layers import random_shift
 from robot_rl.modem_config import ModemConfig, check_config
 from robot_rl.replay_buffer import Batch, ReplayBuffer
+from robot_rl.training.samplers import mixed_batch
 from robot_rl.training.strategies import ActingStrategy, Schedule
 
 
@@ -208,10 +209,7 @@ class DemoOversampler:
 
     def sample(self, batch_size: int, step: int) -> Batch:
         n_demo = self.last_demo_count = int(self.rng.binomial(batch_size, self.demo_ratio(step)))
-        parts = [self.demos.sample(n_demo, self.device)] if n_demo else []
-        if n_demo < batch_size:
-            parts.append(self.buffer.sample(batch_size - n_demo, self.device))
-        return parts[0] if len(parts) == 1 else Batch.cat(parts)
+        return mixed_batch(self.demos, self.buffer, n_demo, batch_size, self.device)
 
     def bc_regulariser(self, agent, coef: float):
         """coef x the policy's squared action error on the demo share of the batch (the first

@@ -181,10 +181,7 @@ class OnRobotRun:
         self.acting_cfg = replace(self.agent_cfg, planner=replace(self.agent_cfg.planner,
                                                                   plan=config.robot_acting == "planner"))
         self.actor = TDMPC2(self.acting_cfg, info.model_obs_spec, info.action_dim, info.episode_length, device)
-        horizon = self.agent_cfg.horizon
-        self.buffer = ReplayBuffer(config.buffer_size, info.obs_spec, info.action_dim, horizon, seed=config.seed)
-        self.demos = ReplayBuffer(config.buffer_size, info.obs_spec, info.action_dim, horizon, seed=config.seed + 1)
-        self.sampler = InterventionSampler(self.buffer, self.demos, config.demo_ratio, device, config.seed + 2)
+        self._new_buffers()
         self.learner = Learner(self.agent, self.buffer, self.sampler, demos=self.demos)
         self.seed_steps = config.seed_steps or max(1000, 5 * info.episode_length)
         self.acting = AgentActing(self.actor, 1)
@@ -258,8 +255,11 @@ class OnRobotRun:
                 print(f"{self.out}: buffers and agent.pt disagree; rebuilding the buffers from the journal")
                 self._fresh_buffers()
         added = {"episodes": 0, "steps": 0, "cut": 0}
+        cut = []
         with self.buffer_lock:
             for block, how in episodes_after(frames, start):
+                if how == "cut":
+                    cut.append(int(block.episode[0]))
                 n = int(np.count_nonzero(~block.first))
                 if n == 0:   # cut right after its reset: no step to learn from
                     continue
@@ -270,7 +270,6 @@ class OnRobotRun:
                 added["episodes"] += 1
                 added["steps"] += n
                 added["cut"] += how == "cut"
-        cut = [int(block.episode[0]) for block, how in episodes_after(frames, start) if how == "cut"]
         for e in cut:   # closed in the journal too, so a later resume reads it the same way
             self.journal.end_episode(e, "cut by a crash")
             self.next_episode = max(self.next_episode, e + 1)
@@ -278,12 +277,15 @@ class OnRobotRun:
         self.ingested_frames = self.journal.frames
         return added
 
-    def _fresh_buffers(self) -> None:
-        cfg, info = self.config, self.info
-        horizon = self.agent_cfg.horizon
+    def _new_buffers(self) -> None:
+        """Empty interaction and demo buffers and their sampler (self.buffer, self.demos, self.sampler)."""
+        cfg, info, horizon = self.config, self.info, self.agent_cfg.horizon
         self.buffer = ReplayBuffer(cfg.buffer_size, info.obs_spec, info.action_dim, horizon, seed=cfg.seed)
         self.demos = ReplayBuffer(cfg.buffer_size, info.obs_spec, info.action_dim, horizon, seed=cfg.seed + 1)
         self.sampler = InterventionSampler(self.buffer, self.demos, cfg.demo_ratio, self.device, cfg.seed + 2)
+
+    def _fresh_buffers(self) -> None:
+        self._new_buffers()
         self.learner.buffer, self.learner.demos, self.learner.sampler = self.buffer, self.demos, self.sampler
         self.step = self.episodes = self.next_episode = 0
 

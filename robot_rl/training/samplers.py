@@ -86,6 +86,15 @@ class UniformSampler:
         pass
 
 
+def mixed_batch(demos: ReplayBuffer, buffer: ReplayBuffer, n_demo: int, batch_size: int,
+                device: torch.device | str) -> Batch:
+    """`n_demo` samples from `demos` first, the rest of `batch_size` from `buffer`, as one batch."""
+    parts = [demos.sample(n_demo, device)] if n_demo else []
+    if n_demo < batch_size:
+        parts.append(buffer.sample(batch_size - n_demo, device))
+    return parts[0] if len(parts) == 1 else Batch.cat(parts)
+
+
 class InterventionSampler:
     """HIL-SERL's batches: a share `demo_ratio` (binomially drawn, unbiased for any batch size) from the buffer of
     teleoperated stretches, the rest from the interaction buffer; all from the interaction buffer while the demo
@@ -102,10 +111,7 @@ class InterventionSampler:
     def sample(self, batch_size: int, step: int) -> Batch:
         ratio = self.demo_ratio if self.demos.episodes else 0.0   # only stretches >= horizon steps enter it
         n_demo = self.last_demo_count = int(self.rng.binomial(batch_size, ratio))
-        parts = [self.demos.sample(n_demo, self.device)] if n_demo else []
-        if n_demo < batch_size:
-            parts.append(self.buffer.sample(batch_size - n_demo, self.device))
-        return parts[0] if len(parts) == 1 else Batch.cat(parts)
+        return mixed_batch(self.demos, self.buffer, n_demo, batch_size, self.device)
 
     def state(self) -> dict:
         return {"rng": self.rng.bit_generator.state}
